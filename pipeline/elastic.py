@@ -1,0 +1,86 @@
+"""Elasticsearch connection, index template installation, and read-back summaries."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from pipeline.config import REPO_ROOT, ElasticsearchSettings
+
+INDEX_TEMPLATE = REPO_ROOT / "configs" / "index-template.json"
+
+
+def make_client(settings: ElasticsearchSettings) -> Elasticsearch:
+    """Return a client for ``settings`` (API key or basic auth, optional CA certificate)."""
+    kwargs: dict[str, Any] = {
+        "request_timeout": settings.request_timeout,
+        "max_retries": settings.max_retries,
+        "retry_on_status": (429, 502, 503, 504),
+        "retry_on_timeout": True,
+    }
+    if settings.api_key:
+        kwargs["api_key"] = settings.api_key
+    elif settings.username:
+        kwargs["basic_auth"] = (settings.username, settings.password or "")
+    if settings.url.startswith("https://"):
+        kwargs["verify_certs"] = settings.verify_certs
+        if settings.ca_certs:
+            kwargs["ca_certs"] = settings.ca_certs
+    return Elasticsearch(settings.url, **kwargs)
+
+
+def index_template(settings: ElasticsearchSettings, path: Path = INDEX_TEMPLATE) -> dict[str, Any]:
+    """Return the composable index template with the configured prefix and alias."""
+    template = copy.deepcopy(json.loads(path.read_text(encoding="utf-8")))
+    template["index_patterns"] = [f"{settings.index_prefix}-*"]
+    template["template"]["aliases"] = {settings.alias: {}}
+    return template
+
+
+def template_name(settings: ElasticsearchSettings) -> str:
+    return f"wirestream-{settings.index_prefix}"
+
+
+def install_index_template(client: Elasticsearch, settings: ElasticsearchSettings) -> None:
+    """Create or update the articles template (idempotent)."""
+    body = index_template(settings)
+    client.indices.put_index_template(
+        name=template_name(settings),
+        index_patterns=body["index_patterns"],
+        template=body["template"],
+        priority=body.get("priority"),
+        meta=body.get("_meta"),
+    )
+
+
+def summarize(client: Elasticsearch, alias: str, top: int = 5) -> dict[str, Any]:
+    """Return what landed: counts per source and publisher, latest titles, top entities."""
+    client.indices.refresh(index=alias, ignore_unavailable=True)
+    aggs = {
+        "sources": {"terms": {"field": "source", "size": 50}},
+        "publishers": {"terms": {"field": "publisher", "size": 50}},
+    }
+    for field in ("people", "organizations", "places"):
+        aggs[field] = {"terms": {"field": f"entities.{field}", "size": top}}
+    result = client.search(
+        index=alias,
+        size=top,
+        sort=[{"published_at": {"order": "desc", "missing": "_last"}}],
+        source=["title", "source", "published_at"],
+        aggs=aggs,
+        track_total_hits=True,
+        ignore_unavailable=True,
+    )
+    buckets = {
+        name: [(b["key"], b["doc_count"]) for b in agg["buckets"]]
+        for name, agg in result.get("aggregations", {}).items()
+    }
+    return {
+        "total": result["hits"]["total"]["value"],
+        "titles": [h["_source"] for h in result["hits"]["hits"]],
+        **buckets,
+    }

@@ -1,0 +1,95 @@
+"""Run a pipeline so that Ctrl-C stops it cleanly.
+
+A terminal's Ctrl-C reaches every process in its foreground group, Prism
+included, which would die at once and drop what is in flight. So the pipeline
+runs in a child process in its own session; the parent turns the first Ctrl-C
+(or SIGTERM) into a drain request: the child stops polling, gives in-flight
+articles ``grace`` seconds to reach Elasticsearch, then cancels the job. A second
+Ctrl-C kills the child and its runner at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+# Set in the pipeline's process when a stop was requested; pollers check it.
+DRAINING = threading.Event()
+
+
+def _run_job(run: Callable[[], object], grace: float) -> None:
+    """Start the job, then wait for it to finish or for a drain request."""
+    signal.signal(signal.SIGTERM, lambda *_: DRAINING.set())
+    signal.signal(signal.SIGINT, lambda *_: DRAINING.set())
+    result = run()
+    finished = threading.Event()
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            result.wait_until_finish()
+        except BaseException as exc:  # reported by the main thread below
+            errors.append(exc)
+        finally:
+            finished.set()
+
+    threading.Thread(target=wait, name="wait-for-job", daemon=True).start()
+    drain_started = None
+    while not finished.wait(0.5):
+        if DRAINING.is_set() and drain_started is None:
+            drain_started = time.monotonic()
+            log.warning("stopping: no new polls; flushing in-flight articles for %.0fs", grace)
+        if drain_started is not None and time.monotonic() - drain_started > grace:
+            log.warning("flush window over; cancelling the job")
+            result.cancel()
+            return
+    if errors:
+        raise errors[0]
+
+
+def _child(run: Callable[[], object], grace: float) -> None:
+    os.setsid()  # out of the terminal's foreground group: Ctrl-C goes to the parent only
+    code = 0
+    try:
+        _run_job(run, grace)
+    except BaseException as exc:
+        log.error("pipeline failed: %s", exc)
+        code = 1
+    # A forked child skips atexit hooks, so stop the runner (Prism) we started ourselves.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.killpg(0, signal.SIGTERM)
+    os._exit(code)
+
+
+def run_supervised(run: Callable[[], object], grace: float) -> int:
+    """Run ``run()`` (which starts a job and returns its result) in a child; return its exit code."""
+    context = multiprocessing.get_context("fork")
+    child = context.Process(target=_child, args=(run, grace), name="wirestream-pipeline")
+    child.start()
+    interrupts = 0
+
+    def forward(signum, _frame) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            print(f"\nstopping: flushing in-flight work (up to {grace:.0f}s); "
+                  "press Ctrl-C again to abort", flush=True)
+            os.kill(child.pid, signal.SIGTERM)
+        else:
+            print("\naborting", flush=True)
+            os.killpg(child.pid, signal.SIGKILL)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        child.join()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return child.exitcode if child.exitcode is not None else 1

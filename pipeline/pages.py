@@ -1,0 +1,67 @@
+"""One page at a time: the pipeline's plain functions applied to saved HTML files.
+
+``wirestream extract`` uses this to debug a page; the extraction benchmark uses it
+to score one.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from transforms.article import Article
+from transforms.extract import ExtractError, extract_article
+from transforms.fetch import decode_html
+from transforms.normalize import normalize_article
+
+
+def read_page(path: str) -> bytes:
+    """Return the bytes of ``path`` ('-' is stdin), gunzipped if compressed."""
+    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def process_html(html: str, url: str, nlp=None) -> Article:
+    """Return the extracted, normalised (and, with ``nlp``, enriched) article."""
+    article = normalize_article(extract_article(html, url))
+    if nlp is not None:
+        from transforms.enrich import tag_entities
+
+        (article,) = tag_entities(nlp, [article], max_chars=100_000)
+    return article
+
+
+def to_record(article: Article) -> dict[str, Any]:
+    """Return the JSON-ready summary of an article that ``wirestream extract`` prints."""
+    return {
+        "url": article.canonical_url,
+        "title": article.title,
+        "authors": article.authors,
+        "published_at": article.published_at.isoformat() if article.published_at else None,
+        "language": article.language,
+        "body": article.body,
+        "body_normalized": article.body_normalized,
+        "entities": article.entities,
+    }
+
+
+def extract_pages(
+    paths: list[str], urls: list[str], with_entities: bool = True, model: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield one record per page; a page without an article yields its error."""
+    nlp = None
+    if with_entities:
+        from pipeline.config import EnrichSettings
+        from transforms.enrich import load_model
+
+        nlp = load_model(model or EnrichSettings().spacy_model)
+    for index, path in enumerate(paths):
+        url = urls[index] if index < len(urls) else f"file://{Path(path).resolve()}"
+        html = decode_html(read_page(path))
+        try:
+            yield to_record(process_html(html, url, nlp))
+        except ExtractError as exc:
+            yield {"url": url, "error": exc.reason, "detail": str(exc)}

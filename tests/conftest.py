@@ -1,0 +1,73 @@
+"""Shared fixtures: the real local Elasticsearch, the fixture web server, ../shared data."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import REPO_ROOT, Settings
+from pipeline.sample_site import FixtureServer, serve_sample_site
+
+SHARED = Path(os.environ.get("WIRESTREAM_SHARED", REPO_ROOT.parent / "shared"))
+ES_URL = os.environ.get("WIRESTREAM_ES_URL", "http://127.0.0.1:9200")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The read-only ../shared folder (seeds, fixtures, benchmark pages)."""
+    if not SHARED.is_dir():
+        pytest.fail(f"../shared not found at {SHARED}; set WIRESTREAM_SHARED")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def es_client():
+    """A client of the real local node; fails (in CI) or skips when it is not running."""
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(ES_URL, request_timeout=30)
+    try:
+        client.cluster.health(wait_for_status="yellow", timeout="30s")
+    except Exception as exc:
+        message = f"Elasticsearch not reachable at {ES_URL} ({exc}); run `wirestream es start`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def es_settings(es_client, tmp_path) -> Settings:
+    """Settings pointing at the real node with a private index prefix and alias, cleaned up after."""
+    from pipeline.elastic import install_index_template, template_name
+
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings = Settings().with_overrides(
+        elasticsearch={"url": ES_URL, "index_prefix": prefix, "alias": prefix,
+                       "batch_size": 20, "max_wait_seconds": 1, "max_retries": 2},
+        fetch={"allow_private_addresses": True, "timeout": 5, "retries": 0},
+        dead_letter_dir=str(tmp_path / "dead-letter"),
+    )
+    install_index_template(es_client, settings.elasticsearch)
+    yield settings
+    es_client.indices.delete(index=f"{prefix}-*", ignore_unavailable=True, allow_no_indices=True)
+    es_client.indices.delete_index_template(name=template_name(settings.elasticsearch),
+                                            ignore=[404])
+
+
+@pytest.fixture
+def sample_site():
+    """The bundled sample news site, served on 127.0.0.1."""
+    with serve_sample_site() as server:
+        yield server
+
+
+@pytest.fixture
+def web(tmp_path):
+    """An empty fixture server (tests add routes) on 127.0.0.1."""
+    with FixtureServer(tmp_path) as server:
+        yield server

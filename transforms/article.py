@@ -1,0 +1,83 @@
+"""The typed items that flow through the pipeline, gaining fields stage by stage."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass
+class FeedItem:
+    """One entry read from a feed: what the fetch stage needs to download the page."""
+
+    url: str
+    feed_url: str
+    title: str = ""
+    published_at: datetime | None = None
+    summary: str = ""
+    language: str | None = None
+    tags: list[str] = field(default_factory=list)
+    publisher: str = ""
+
+
+@dataclass
+class Page:
+    """A downloaded HTML page, decoded to text."""
+
+    url: str
+    final_url: str
+    html: str
+    fetched_at: datetime
+    item: FeedItem
+
+
+@dataclass
+class Article:
+    """An article: extracted, then normalised, then enriched, then indexed."""
+
+    url: str
+    canonical_url: str
+    source: str
+    feed_url: str | None
+    title: str
+    body: str
+    fetched_at: datetime
+    published_at: datetime | None = None
+    authors: list[str] = field(default_factory=list)
+    language: str | None = None
+    top_image: str | None = None
+    tags: list[str] = field(default_factory=list)
+    publisher: str = ""
+    title_normalized: str = ""
+    body_normalized: str = ""
+    word_count: int = 0
+    entities: dict[str, list[str]] = field(default_factory=dict)
+    entity_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def doc_id(self) -> str:
+        """Return the Elasticsearch ``_id``: a stable hash of the canonical URL."""
+        return hashlib.sha256(self.canonical_url.encode("utf-8")).hexdigest()[:32]
+
+    @property
+    def content_hash(self) -> str:
+        """Return a hash of the normalised body, to spot the same text under two URLs."""
+        return hashlib.sha256(self.body_normalized.encode("utf-8")).hexdigest()
+
+    def replace(self, **changes: Any) -> Article:
+        """Return a copy with ``changes`` applied (stages never mutate their input)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class Failure:
+    """A dead-letter record: what failed, where, why, and what to replay."""
+
+    stage: str
+    reason: str
+    url: str
+    detail: str = ""
+    payload: dict[str, Any] | None = None

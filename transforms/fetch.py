@@ -1,0 +1,248 @@
+"""Download feeds and article pages politely and defensively.
+
+``fetch_url`` is the one HTTP entry point: timeouts, a size cap enforced on the
+*decoded* body (so a decompression bomb stops at the cap), limited redirects,
+retries with backoff on 429/5xx, a clear User-Agent, and refusal of private,
+loopback and link-local addresses unless the settings allow them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import apache_beam as beam
+import requests
+from apache_beam.metrics import Metrics
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+
+from pipeline.config import FetchSettings
+from transforms.article import Failure, FeedItem, Page
+
+log = logging.getLogger(__name__)
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{2,40})""", re.I)
+
+
+class FetchError(Exception):
+    """A download that failed for a reason worth counting (``reason`` is a metric name)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Response:
+    """What a fetch returns: the final URL, status, headers and the (decoded-encoding) body."""
+
+    url: str
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    fetched_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def make_session(settings: FetchSettings) -> requests.Session:
+    """Return a ``requests`` session with retries on connection errors, 429 and 5xx."""
+    session = requests.Session()
+    retry = Retry(
+        total=settings.retries,
+        connect=settings.retries,
+        read=settings.retries,
+        status=settings.retries,
+        backoff_factor=0.5,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=("GET", "HEAD"),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        redirect=False,
+    )
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.max_redirects = settings.max_redirects
+    session.headers["User-Agent"] = settings.user_agent
+    session.headers["Accept-Encoding"] = "gzip, deflate, br"
+    return session
+
+
+def check_address(url: str, allow_private: bool) -> None:
+    """Raise ``FetchError`` unless ``url`` is http(s) to a public address (or private allowed)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FetchError("bad_url", f"not an http(s) URL: {url!r}")
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise FetchError("dns", f"cannot resolve {parts.hostname}: {exc}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise FetchError(
+                "private_address",
+                f"{parts.hostname} resolves to non-public address {address}; "
+                "set fetch.allow_private_addresses to fetch it",
+            )
+
+
+def fetch_url(
+    session: requests.Session,
+    url: str,
+    settings: FetchSettings,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Return the response for ``url``, or raise ``FetchError`` with a countable reason."""
+    current = url
+    for _ in range(settings.max_redirects + 1):
+        check_address(current, settings.allow_private_addresses)
+        try:
+            resp = session.get(
+                current, headers=headers, timeout=settings.timeout, stream=True,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            if _is_timeout(exc):
+                raise FetchError("timeout", f"{current}: no answer within {settings.timeout}s") \
+                    from None
+            raise FetchError("connection", f"{current}: {exc.__class__.__name__}: {exc}") from None
+        with resp:
+            if resp.is_redirect and resp.headers.get("location"):
+                current = requests.compat.urljoin(current, resp.headers["location"])
+                continue
+            body = _read_capped(resp, current, settings.max_bytes)
+            return Response(
+                url=current,
+                status=resp.status_code,
+                headers={k.lower(): v for k, v in resp.headers.items()},
+                body=body,
+            )
+    raise FetchError("too_many_redirects", f"{url}: more than {settings.max_redirects} redirects")
+
+
+def _is_timeout(exc: requests.RequestException) -> bool:
+    # After retries urllib3 wraps a read timeout in MaxRetryError, which requests
+    # re-raises as ConnectionError; look at the cause to tell them apart.
+    if isinstance(exc, requests.Timeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, NewConnectionError):  # a subclass of ConnectTimeoutError
+        return False
+    return isinstance(reason, (ReadTimeoutError, ConnectTimeoutError))
+
+
+def _read_capped(resp: requests.Response, url: str, max_bytes: int) -> bytes:
+    declared = resp.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise FetchError("too_large", f"{url}: Content-Length {declared} exceeds {max_bytes} bytes")
+    chunks, size = [], 0
+    try:
+        for chunk in resp.iter_content(chunk_size=65536):
+            size += len(chunk)
+            if size > max_bytes:
+                raise FetchError("too_large", f"{url}: body exceeds {max_bytes} bytes (decoded)")
+            chunks.append(chunk)
+    except requests.RequestException as exc:
+        raise FetchError("read_error", f"{url}: {exc.__class__.__name__}: {exc}") from None
+    return b"".join(chunks)
+
+
+def declared_charset(content_type: str) -> str | None:
+    """Return the charset named in a Content-Type header value, if any."""
+    match = re.search(r"charset\s*=\s*[\"']?([^\s;\"']+)", content_type, re.I)
+    return match.group(1) if match else None
+
+
+def decode_html(body: bytes, content_type: str = "") -> str:
+    """Return ``body`` as text: charset from header, then ``<meta>``, then detection.
+
+    A declared charset is used only if the bytes decode cleanly with it: servers
+    often label windows-1252 pages as UTF-8.
+    """
+    candidates = [declared_charset(content_type)]
+    meta = _META_CHARSET.search(body[:4096])
+    candidates.append(meta.group(1).decode("ascii") if meta else None)
+    for name in candidates:
+        if not name:
+            continue
+        try:
+            return body.decode(_alias(name))
+        except (LookupError, UnicodeDecodeError):
+            continue
+    # No usable declaration: resiliparse detects, then falls back to utf-8 and cp1252.
+    return bytes_to_str(body, detect_encoding(body), errors="replace")
+
+
+def _alias(name: str) -> str:
+    # Browsers treat these labels as windows-1252 (WHATWG encoding standard).
+    lowered = name.lower()
+    return "cp1252" if lowered in ("iso-8859-1", "latin1", "latin-1", "us-ascii", "ascii") else name
+
+
+def fetch_page(session: requests.Session, item: FeedItem, settings: FetchSettings) -> Page:
+    """Return the decoded HTML page behind a feed item, or raise ``FetchError``."""
+    resp = fetch_url(session, item.url, settings)
+    if resp.status != 200:
+        raise FetchError(f"http_{resp.status}", f"{item.url}: HTTP {resp.status}")
+    if resp.content_type and resp.content_type not in HTML_TYPES:
+        raise FetchError("not_html", f"{item.url}: content type {resp.content_type!r} is not HTML")
+    html = decode_html(resp.body, resp.headers.get("content-type", ""))
+    return Page(url=item.url, final_url=resp.url, html=html, fetched_at=resp.fetched_at, item=item)
+
+
+class FetchPageDoFn(beam.DoFn):
+    """Download each item's page; failures go to the ``dead_letter`` output."""
+
+    def __init__(self, settings: FetchSettings) -> None:
+        self.settings = settings
+        self.fetched = Metrics.counter("wirestream", "pages_fetched")
+        self.failed = Metrics.counter("wirestream", "fetch_failed")
+
+    def setup(self) -> None:
+        self.session = make_session(self.settings)
+
+    def process(self, item: FeedItem):
+        try:
+            page = fetch_page(self.session, item, self.settings)
+        except FetchError as exc:
+            self.failed.inc()
+            Metrics.counter("wirestream.fetch_failed", exc.reason).inc()
+            log.warning("fetch failed (%s): %s", exc.reason, exc)
+            yield beam.pvalue.TaggedOutput(
+                "dead_letter", Failure("fetch", exc.reason, item.url, str(exc))
+            )
+            return
+        self.fetched.inc()
+        yield page
+
+    def teardown(self) -> None:
+        self.session.close()
+
+
+class FetchPages(beam.PTransform):
+    """FeedItem -> Page, with failures on the ``dead_letter`` tag."""
+
+    def __init__(self, settings: FetchSettings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def expand(self, items):
+        return items | beam.ParDo(FetchPageDoFn(self.settings)).with_outputs(
+            "dead_letter", main="pages"
+        )
