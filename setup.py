@@ -10,7 +10,7 @@ from setuptools import find_packages, setup
 setup(
     name="wirestream",
     version="0.1.0",
-    description="Streaming news ingestion: feeds -> articles -> normalised text -> entities -> Elasticsearch",
+    description="Streaming news ingestion with Apache Beam into Elasticsearch",
     python_requires=">=3.10",
     packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
     install_requires=[

@@ -74,7 +74,9 @@ def run_stream(settings: Settings, beam_args: list[str], duration: float | None)
     from pipeline.launcher import run_supervised
 
     if not settings.feeds:
-        raise SystemExit("error: no feeds configured (add 'feeds:' or 'feeds_files:' to the profile)")
+        raise SystemExit(
+            "error: no feeds configured (add 'feeds:' or 'feeds_files:' to the profile)"
+        )
     prepare_index(settings)
     grace = settings.elasticsearch.max_wait_seconds + settings.fetch.timeout + 5
     return run_supervised(start_stream(settings, beam_args, duration), grace)
@@ -150,7 +152,9 @@ def cmd_setup(_args: argparse.Namespace, _beam_args: list[str]) -> int:
 def cmd_normalize(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from transforms.normalize import normalize_text
 
-    data = Path(args.file).read_bytes() if args.file and args.file != "-" else sys.stdin.buffer.read()
+    data = (
+        Path(args.file).read_bytes() if args.file and args.file != "-" else sys.stdin.buffer.read()
+    )
     sys.stdout.write(normalize_text(data.decode("utf-8", errors="replace")) + "\n")
     return 0
 
@@ -200,13 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="poll the configured feeds and index continuously")
     run.add_argument("--config", required=True, help="profile YAML, e.g. configs/local.yaml")
-    run.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+    run.add_argument(
+        "--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)"
+    )
     _add_es_flags(run)
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="local node + bundled sample site + a bounded streaming run")
     demo.add_argument("--duration", type=float, default=60.0, help="seconds to stream (default 60)")
-    demo.add_argument("--interval", type=float, default=20.0, help="seconds between polls of each feed")
+    demo.add_argument(
+        "--interval", type=float, default=20.0, help="seconds between polls of each feed"
+    )
     demo.add_argument("--config", default=str(REPO_ROOT / "configs" / "demo.yaml"))
     _add_es_flags(demo)
     demo.set_defaults(func=cmd_demo)
@@ -251,8 +259,14 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("apache_beam", "elastic_transport", "urllib3", "PrismRunner"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    quiet = {
+        "apache_beam": logging.ERROR,
+        "PrismRunner": logging.ERROR,
+        "elastic_transport": logging.ERROR,
+        "urllib3": logging.ERROR,
+    }
+    for name, level in quiet.items():
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else level)
     try:
         return args.func(args, beam_args)
     except ConfigError as exc:

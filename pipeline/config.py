@@ -155,8 +155,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
     for name in data.pop("feeds_files", None) or []:
         feeds_path = Path(name)
         if not feeds_path.is_absolute():
-            feeds_path = (path.parent / feeds_path) if (path.parent / feeds_path).exists() \
+            feeds_path = (
+                (path.parent / feeds_path)
+                if (path.parent / feeds_path).exists()
                 else REPO_ROOT / feeds_path
+            )
         feeds.extend(load_feeds_file(feeds_path))
     data["feeds"] = feeds
     return _validate(data, str(path))

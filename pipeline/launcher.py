@@ -62,14 +62,30 @@ def _child(run: Callable[[], object], grace: float) -> None:
     except BaseException as exc:
         log.error("pipeline failed: %s", exc)
         code = 1
-    # A forked child skips atexit hooks, so stop the runner (Prism) we started ourselves.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    os.killpg(0, signal.SIGTERM)
+    _stop_descendants()
     os._exit(code)
 
 
+def _stop_descendants(timeout: float = 15) -> None:
+    """Stop the processes this one started (the runner) and wait for them to exit.
+
+    A forked child skips atexit hooks, so Beam would not stop Prism for us.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.killpg(0, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return  # none left
+        if pid == 0:
+            time.sleep(0.1)
+    log.warning("runner processes still running after %.0fs", timeout)
+
+
 def run_supervised(run: Callable[[], object], grace: float) -> int:
-    """Run ``run()`` (which starts a job and returns its result) in a child; return its exit code."""
+    """Run ``run()`` (starts a job, returns its result) in a child; return the exit code."""
     context = multiprocessing.get_context("fork")
     child = context.Process(target=_child, args=(run, grace), name="wirestream-pipeline")
     child.start()
@@ -79,8 +95,11 @@ def run_supervised(run: Callable[[], object], grace: float) -> int:
         nonlocal interrupts
         interrupts += 1
         if interrupts == 1:
-            print(f"\nstopping: flushing in-flight work (up to {grace:.0f}s); "
-                  "press Ctrl-C again to abort", flush=True)
+            print(
+                f"\nstopping: flushing in-flight work (up to {grace:.0f}s); "
+                "press Ctrl-C again to abort",
+                flush=True,
+            )
             os.kill(child.pid, signal.SIGTERM)
         else:
             print("\naborting", flush=True)

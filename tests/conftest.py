@@ -42,21 +42,30 @@ def es_client():
 
 @pytest.fixture
 def es_settings(es_client, tmp_path) -> Settings:
-    """Settings pointing at the real node with a private index prefix and alias, cleaned up after."""
+    """Settings for the real node with a private index prefix and alias, removed after."""
     from pipeline.elastic import install_index_template, template_name
 
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     settings = Settings().with_overrides(
-        elasticsearch={"url": ES_URL, "index_prefix": prefix, "alias": prefix,
-                       "batch_size": 20, "max_wait_seconds": 1, "max_retries": 2},
+        elasticsearch={
+            "url": ES_URL,
+            "index_prefix": prefix,
+            "alias": prefix,
+            "batch_size": 20,
+            "max_wait_seconds": 1,
+            "max_retries": 2,
+        },
         fetch={"allow_private_addresses": True, "timeout": 5, "retries": 0},
         dead_letter_dir=str(tmp_path / "dead-letter"),
     )
     install_index_template(es_client, settings.elasticsearch)
     yield settings
-    es_client.indices.delete(index=f"{prefix}-*", ignore_unavailable=True, allow_no_indices=True)
-    es_client.indices.delete_index_template(name=template_name(settings.elasticsearch),
-                                            ignore=[404])
+    names = list(es_client.indices.get(index=f"{prefix}-*", allow_no_indices=True))
+    if names:
+        es_client.indices.delete(index=",".join(names))
+    es_client.indices.delete_index_template(
+        name=template_name(settings.elasticsearch), ignore=[404]
+    )
 
 
 @pytest.fixture

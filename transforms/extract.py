@@ -44,7 +44,11 @@ def _config() -> Configuration:
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return (
+        value.replace(tzinfo=timezone.utc)
+        if value.tzinfo is None
+        else value.astimezone(timezone.utc)
+    )
 
 
 def choose_canonical(page_url: str, declared: str | None) -> str:
@@ -78,7 +82,7 @@ def extract_article(
     canonical = choose_canonical(url, parsed.canonical_link)
     published = (item.published_at if item else None) or _utc(parsed.publish_date)
     title = (parsed.title or (item.title if item else "") or "").strip()
-    language = (parsed.meta_lang or (item.language if item else None) or None)
+    language = parsed.meta_lang or (item.language if item else None) or None
     return Article(
         url=canonicalize_url(url),
         canonical_url=canonical,

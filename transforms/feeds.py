@@ -101,7 +101,9 @@ def poll_feed(
     validators: dict[str, str] | None = None,
 ) -> ParsedFeed | None:
     """Return the feed's items, or None when the server says it has not changed (304)."""
-    headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"}
+    headers = {
+        "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
+    }
     if validators:
         if validators.get("etag"):
             headers["If-None-Match"] = validators["etag"]
@@ -154,7 +156,9 @@ class PollFeedsDoFn(beam.DoFn):
             if result.degraded:
                 self.degraded.inc()
                 log.warning(
-                    "feed %s is malformed (%s); kept %d items", feed.url, result.problem,
+                    "feed %s is malformed (%s); kept %d items",
+                    feed.url,
+                    result.problem,
                     len(result.items),
                 )
             self.items.inc(len(result.items))
@@ -186,10 +190,12 @@ class PollFeeds(beam.PTransform):
             label = f"every {interval:g}s"
             polled = (
                 pbegin
-                | f"Tick {label}" >> PeriodicImpulse(
+                | f"Tick {label}"
+                >> PeriodicImpulse(
                     start_timestamp=start, stop_timestamp=stop, fire_interval=interval
                 )
-                | f"Poll {label}" >> beam.ParDo(PollFeedsDoFn(feeds, self.settings)).with_outputs(
+                | f"Poll {label}"
+                >> beam.ParDo(PollFeedsDoFn(feeds, self.settings)).with_outputs(
                     "dead_letter", main="items"
                 )
             )

@@ -20,10 +20,9 @@ import apache_beam as beam
 import requests
 from apache_beam.metrics import Metrics
 from requests.adapters import HTTPAdapter
+from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
-
-from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 
 from pipeline.config import FetchSettings
 from transforms.article import Failure, FeedItem, Page
@@ -114,13 +113,17 @@ def fetch_url(
         check_address(current, settings.allow_private_addresses)
         try:
             resp = session.get(
-                current, headers=headers, timeout=settings.timeout, stream=True,
+                current,
+                headers=headers,
+                timeout=settings.timeout,
+                stream=True,
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
             if _is_timeout(exc):
-                raise FetchError("timeout", f"{current}: no answer within {settings.timeout}s") \
-                    from None
+                raise FetchError(
+                    "timeout", f"{current}: no answer within {settings.timeout}s"
+                ) from None
             raise FetchError("connection", f"{current}: {exc.__class__.__name__}: {exc}") from None
         with resp:
             if resp.is_redirect and resp.headers.get("location"):

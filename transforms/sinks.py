@@ -21,7 +21,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from elasticsearch import helpers
+from elasticsearch import TransportError, helpers
 
 from pipeline.config import ElasticsearchSettings
 from transforms.article import Article, Failure
@@ -78,11 +78,6 @@ def to_action(article: Article, prefix: str) -> dict[str, Any]:
     }
 
 
-def _status(info: dict[str, Any]) -> int | str:
-    (result,) = info.values()
-    return result.get("status", "N/A")
-
-
 def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSettings):
     """Index ``actions``; return (indexed count, [(action, reason, detail)] that failed for good).
 
@@ -91,36 +86,47 @@ def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSet
     """
     pending = {action["_id"]: action for action in actions}
     indexed, failed = 0, []
+    last: tuple[int | str, str] = ("N/A", "")
     for attempt in range(settings.max_retries + 1):
         retry: dict[str, dict[str, Any]] = {}
-        for ok, info in helpers.streaming_bulk(
-            client,
-            list(pending.values()),
-            chunk_size=max(len(pending), 1),
-            raise_on_error=False,
-            raise_on_exception=False,
-            max_retries=settings.max_retries,
-            initial_backoff=1,
-            max_backoff=30,
-        ):
-            if ok:
-                indexed += 1
-                continue
-            (result,) = info.values()
-            doc_id, status = result.get("_id"), _status(info)
-            reason = json.dumps(result.get("error") or result.get("exception"), default=str)[:1000]
-            if status == "N/A" or status in RETRYABLE_STATUS:
-                retry[doc_id] = pending[doc_id]
-                last = (status, reason)
-            else:
-                failed.append((pending[doc_id], f"rejected_{status}", reason))
+        try:
+            for ok, info in helpers.streaming_bulk(
+                client,
+                list(pending.values()),
+                chunk_size=max(len(pending), 1),
+                raise_on_error=False,
+                raise_on_exception=False,
+                max_retries=settings.max_retries,
+                initial_backoff=1,
+                max_backoff=30,
+            ):
+                (result,) = info.values()
+                doc_id = result.get("_id")
+                if ok:
+                    indexed += 1
+                    pending.pop(doc_id, None)
+                    continue
+                status = result.get("status", "N/A")
+                reason = json.dumps(result.get("error") or result.get("exception"), default=str)
+                if status == "N/A" or status in RETRYABLE_STATUS:
+                    retry[doc_id] = pending.pop(doc_id)
+                    last = (status, reason[:1000])
+                else:
+                    failed.append((pending.pop(doc_id), f"rejected_{status}", reason[:1000]))
+        except TransportError as exc:  # node down or unreachable: the whole request failed
+            last = ("N/A", f"{exc.__class__.__name__}: {exc}"[:1000])
+        retry.update(pending)
         if not retry:
             return indexed, failed
         pending = retry
         if attempt < settings.max_retries:
             delay = min(2**attempt, 30)
-            log.warning("Elasticsearch unavailable (%s); retrying %d docs in %ss",
-                        last[0], len(pending), delay)
+            log.warning(
+                "Elasticsearch unavailable (%s); retrying %d docs in %ss",
+                last[0],
+                len(pending),
+                delay,
+            )
             time.sleep(delay)
     failed.extend((action, "unavailable", last[1]) for action in pending.values())
     return indexed, failed
@@ -169,15 +175,17 @@ class WriteToElasticsearch(beam.PTransform):
         prefix = self.settings.index_prefix
         return (
             articles
-            | "ToAction" >> beam.Map(lambda a: (zlib.crc32(a.doc_id.encode()) % SHARD_KEYS,
-                                                 to_action(a, prefix)))
-            | "Batch" >> beam.GroupIntoBatches(
+            | "ToAction"
+            >> beam.Map(
+                lambda a: (zlib.crc32(a.doc_id.encode()) % SHARD_KEYS, to_action(a, prefix))
+            )
+            | "Batch"
+            >> beam.GroupIntoBatches(
                 self.settings.batch_size,
                 max_buffering_duration_secs=self.settings.max_wait_seconds,
             )
-            | "Bulk" >> beam.ParDo(BulkIndexDoFn(self.settings)).with_outputs(
-                "dead_letter", main="done"
-            )
+            | "Bulk"
+            >> beam.ParDo(BulkIndexDoFn(self.settings)).with_outputs("dead_letter", main="done")
         ).dead_letter
 
 

@@ -19,8 +19,9 @@ def _is_tracking(name: str) -> bool:
 def canonicalize_url(url: str) -> str:
     """Return ``url`` without fragment and tracking parameters, scheme and host lowercased."""
     parts = urlsplit(url.strip())
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                       if not _is_tracking(k)])
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)]
+    )
     host = (parts.hostname or "").lower()
     netloc = host if parts.port is None else f"{host}:{parts.port}"
     if parts.username:

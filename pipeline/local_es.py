@@ -1,0 +1,534 @@
+"""Manage a local single-node Elasticsearch for the demo and the tests (stdlib only).
+
+The distribution is the core-only ``integ-test-zip`` fetched from Maven Central with ``mvn``,
+unpacked under :func:`cache_dir` and run detached in the background. When running as root,
+Elasticsearch (which refuses root) runs as the unprivileged system user ``wirestream-es``.
+
+CLI: ``python -m pipeline.local_es start|stop|status [--port N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+ES_VERSION = "9.2.4"
+DEFAULT_PORT = 9200
+MIN_JAVA = 21
+ES_USER = "wirestream-es"
+HOST = "127.0.0.1"
+MAVEN_GROUP = "org.elasticsearch.distribution.integ-test-zip"
+JVM_DIRS = (Path("/usr/lib/jvm"),)
+SYSTEM_CACHE = Path("/var/cache/wirestream")
+
+
+class LocalElasticsearchError(RuntimeError):
+    """A local Elasticsearch operation failed; the message says what to do."""
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def cache_dir() -> Path:
+    """``$WIRESTREAM_CACHE``, else ``~/.cache/wirestream``.
+
+    As root with a private home (``/root`` is 0700) the ES user could not read the install,
+    so root defaults to ``/var/cache/wirestream`` instead.
+    """
+    env = os.environ.get("WIRESTREAM_CACHE")
+    if env:
+        return Path(env).expanduser().absolute()
+    home = Path.home()
+    if os.geteuid() == 0 and not home.stat().st_mode & stat.S_IXOTH:
+        return SYSTEM_CACHE
+    return home / ".cache" / "wirestream"
+
+
+def es_home(version: str = ES_VERSION) -> Path:
+    """Directory of the unpacked distribution."""
+    return cache_dir() / f"elasticsearch-{version}"
+
+
+def node_dir() -> Path:
+    """Directory holding the node's config, data, logs, tmp and state files."""
+    return cache_dir() / "es-node"
+
+
+def _state_file() -> Path:
+    return node_dir() / "wirestream-state.json"
+
+
+def _console_log() -> Path:
+    return node_dir() / "logs" / "console.log"
+
+
+def maven_zip(version: str = ES_VERSION) -> Path:
+    """Where ``mvn dependency:get`` leaves the distribution zip."""
+    group = MAVEN_GROUP.replace(".", "/")
+    return (
+        Path.home()
+        / ".m2"
+        / "repository"
+        / group
+        / "elasticsearch"
+        / version
+        / f"elasticsearch-{version}.zip"
+    )
+
+
+# --------------------------------------------------------------------------- java
+
+
+def java_major(java_home: Path) -> int | None:
+    """Major Java version of a JDK home (from its ``release`` file, else ``java -version``)."""
+    release = java_home / "release"
+    text = release.read_text(errors="replace") if release.is_file() else ""
+    match = re.search(r'^JAVA_VERSION="([^"]+)"', text, re.M)
+    if not match and (java_home / "bin" / "java").is_file():
+        proc = subprocess.run(
+            [str(java_home / "bin" / "java"), "-version"], capture_output=True, text=True
+        )
+        match = re.search(r'version "([^"]+)"', proc.stderr)
+    if not match:
+        return None
+    parts = match.group(1).split(".")
+    major = parts[1] if parts[0] == "1" and len(parts) > 1 else parts[0]
+    digits = re.match(r"\d+", major)
+    return int(digits.group()) if digits else None
+
+
+def find_java_home(
+    env: Mapping[str, str] | None = None, search_dirs: tuple[Path, ...] = JVM_DIRS
+) -> Path:
+    """``$ES_JAVA_HOME`` if set, else the newest JDK >= 21 found under ``search_dirs``."""
+    env = os.environ if env is None else env
+    if env.get("ES_JAVA_HOME"):
+        home = Path(env["ES_JAVA_HOME"])
+        major = java_major(home)
+        if major is None or major < MIN_JAVA:
+            raise LocalElasticsearchError(
+                f"ES_JAVA_HOME={home} is not a JDK >= {MIN_JAVA} (found {major}); "
+                "point it at a JDK 21+ or unset it."
+            )
+        return home
+    found = [
+        (major, home.resolve())
+        for root in search_dirs
+        if root.is_dir()
+        for home in sorted(root.iterdir())
+        if (home / "bin" / "java").is_file() and (major := java_major(home)) is not None
+    ]
+    usable = sorted((m, h) for m, h in found if m >= MIN_JAVA)
+    if not usable:
+        raise LocalElasticsearchError(
+            f"No JDK >= {MIN_JAVA} found in {', '.join(map(str, search_dirs))} "
+            f"(found {sorted({m for m, _ in found})}); install one or set ES_JAVA_HOME."
+        )
+    return usable[-1][1]
+
+
+# --------------------------------------------------------------------------- fetch
+
+
+def _mvn_get(version: str) -> None:
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise LocalElasticsearchError(
+            "Maven (`mvn`) is not on PATH; install it (apt-get install maven) to fetch "
+            "Elasticsearch."
+        )
+    artifact = f"{MAVEN_GROUP}:elasticsearch:{version}:zip"
+    cmd = [mvn, "-q", "-B", "dependency:get", "-Dtransitive=false", f"-Dartifact={artifact}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+        raise LocalElasticsearchError(
+            f"`{' '.join(cmd)}` failed (exit {proc.returncode}); check Maven Central "
+            f"access.\n{tail}"
+        )
+
+
+def _unzip(zip_path: Path, dest: Path) -> None:
+    """Extract keeping Unix permission bits (zipfile drops them)."""
+    with zipfile.ZipFile(zip_path) as archive:
+        for info in archive.infolist():
+            target = Path(archive.extract(info, dest))
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                target.chmod(mode)
+
+
+def fetch(version: str = ES_VERSION) -> Path:
+    """Ensure the distribution is unpacked in the cache (idempotent); return its home."""
+    home = es_home(version)
+    if (home / "bin" / "elasticsearch").is_file():
+        return home
+    zip_path = maven_zip(version)
+    if not zip_path.is_file():
+        _mvn_get(version)
+    if not zip_path.is_file():
+        raise LocalElasticsearchError(
+            f"Maven finished but {zip_path} is missing; point Maven's localRepository "
+            "(settings.xml) back to ~/.m2/repository or place the zip there."
+        )
+    staging = cache_dir() / f".unpack-{version}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        _unzip(zip_path, staging)
+        shutil.rmtree(home, ignore_errors=True)
+        (staging / f"elasticsearch-{version}").rename(home)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return home
+
+
+# --------------------------------------------------------------------------- config
+
+
+def render_config(
+    port: int, data_dir: Path, logs_dir: Path, node_name: str = "wirestream-1"
+) -> str:
+    """Text of ``elasticsearch.yml`` for the local single-node cluster."""
+    settings = {
+        "cluster.name": "wirestream-local",
+        "node.name": node_name,
+        "discovery.type": "single-node",
+        "network.host": HOST,
+        "http.port": port,
+        "path.data": str(data_dir),
+        "path.logs": str(logs_dir),
+        "xpack.security.enabled": "false",
+        "cluster.routing.allocation.disk.threshold_enabled": "false",
+    }
+    lines = [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
+    header = "# Written by pipeline/local_es.py; rewritten on every start.\n"
+    return header + "\n".join(lines) + "\n"
+
+
+def render_jvm_options(logs_dir: Path) -> str:
+    """Extra JVM options keeping heap dumps and crash files under ``logs_dir``.
+
+    The distro's own ``-Xlog:gc*:file=gc.log`` is relative to the working dir, which
+    :func:`_launch` sets to ``logs_dir``.
+    """
+    return f"-XX:HeapDumpPath={logs_dir}\n-XX:ErrorFile={logs_dir}/hs_err_pid%p.log\n"
+
+
+def _write_config(home: Path, port: int) -> Path:
+    """Create the node's config dir (copy of the distro's plus our files); return it."""
+    node = node_dir()
+    conf = node / "config"
+    for sub in ("data", "logs", "tmp"):
+        (node / sub).mkdir(parents=True, exist_ok=True)
+    if not (conf / "jvm.options").is_file():
+        shutil.copytree(home / "config", conf, dirs_exist_ok=True)
+    (conf / "elasticsearch.yml").write_text(render_config(port, node / "data", node / "logs"))
+    (conf / "jvm.options.d").mkdir(exist_ok=True)
+    (conf / "jvm.options.d" / "wirestream.options").write_text(render_jvm_options(node / "logs"))
+    return conf
+
+
+# --------------------------------------------------------------------------- user
+
+
+def _es_user() -> pwd.struct_passwd | None:
+    """The account ES runs as: ``wirestream-es`` (created if needed) when root, else None."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(ES_USER)
+    except KeyError:
+        pass
+    cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", ES_USER]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode not in (0, 9):  # 9: already exists (race)
+        raise LocalElasticsearchError(
+            f"Could not create user {ES_USER} ({proc.stderr.strip()}); create it by hand."
+        )
+    return pwd.getpwnam(ES_USER)
+
+
+def _chown_tree(path: Path, user: pwd.struct_passwd) -> None:
+    os.chown(path, user.pw_uid, user.pw_gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), user.pw_uid, user.pw_gid)
+
+
+def _check_reachable(path: Path) -> None:
+    """Fail if an ancestor of ``path`` is not world-traversable (the ES user needs it)."""
+    for parent in path.parents:
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            raise LocalElasticsearchError(
+                f"{parent} is not traversable by user {ES_USER}; set WIRESTREAM_CACHE to a "
+                "directory outside it (e.g. /var/cache/wirestream)."
+            )
+
+
+# --------------------------------------------------------------------------- process
+
+
+def _read_state() -> dict:
+    try:
+        return json.loads(_state_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether ``pid`` is a live (non-zombie) Elasticsearch process."""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        status_text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return b"elasticsearch" in cmdline and "\nState:\tZ" not in status_text
+
+
+def _server_pid(state: dict) -> int | None:
+    """PID of the ES server JVM (from ES's pid file), else the launcher's."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        return int(Path(state["es_pidfile"]).read_text().strip())
+    return state.get("pgid")
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def _get_json(url: str, timeout: float = 3) -> dict | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def _health(url: str) -> str | None:
+    """Cluster health status (green/yellow/red) or None when unreachable."""
+    body = _get_json(f"{url}/_cluster/health")
+    return body.get("status") if body else None
+
+
+def _log_tail(lines: int = 20) -> str:
+    try:
+        text = _console_log().read_text(errors="replace")
+    except OSError:
+        return "(no log yet)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def _lock() -> Iterator[None]:
+    """Serialise start/stop across processes sharing the cache."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / ".es.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _launch(
+    home: Path, conf: Path, heap: str, java_home: Path, user: pwd.struct_passwd | None
+) -> subprocess.Popen:
+    """Start ES detached in its own session, console output to ``logs/console.log``."""
+    node = node_dir()
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "JAVA_TOOL_OPTIONS")}
+    env.update(
+        ES_JAVA_HOME=str(java_home),
+        ES_PATH_CONF=str(conf),
+        ES_TMPDIR=str(node / "tmp"),
+        ES_JAVA_OPTS=f"-Xms{heap} -Xmx{heap}",
+        HOME=str(node),
+    )
+    cmd = [str(home / "bin" / "elasticsearch"), "-p", str(node / "es.pid")]
+    if user is not None:
+        cmd = [
+            "setpriv",
+            f"--reuid={user.pw_uid}",
+            f"--regid={user.pw_gid}",
+            "--init-groups",
+            "--",
+        ] + cmd
+    (node / "es.pid").unlink(missing_ok=True)
+    with open(_console_log(), "ab") as log:
+        return subprocess.Popen(
+            cmd,
+            cwd=node / "logs",
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen | None, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if _health(url) in ("green", "yellow"):
+            return
+        if proc is not None and proc.poll() is not None:
+            raise LocalElasticsearchError(
+                f"Elasticsearch exited during startup (code {proc.returncode}); see "
+                f"{_console_log()}:\n{_log_tail()}"
+            )
+        time.sleep(1)
+    raise LocalElasticsearchError(
+        f"Elasticsearch did not become healthy at {url} in time; raise the timeout or "
+        f"check {_console_log()}:\n{_log_tail()}"
+    )
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def start(port: int = DEFAULT_PORT, heap: str = "1g", timeout: float = 180) -> str:
+    """Start the node (or reuse ours if already running) and return its URL once healthy."""
+    deadline = time.monotonic() + timeout
+    url = f"http://{HOST}:{port}"
+    with _lock():
+        state = _read_state()
+        if _alive(state.get("pgid")) or _alive(_server_pid(state)):
+            if state.get("port") != port:
+                raise LocalElasticsearchError(
+                    f"Our Elasticsearch is already running on port {state.get('port')}; "
+                    "stop it first (`wirestream es stop`) to use another port."
+                )
+            _wait_healthy(url, None, deadline)
+            return url
+        if _port_in_use(port):
+            raise LocalElasticsearchError(
+                f"Port {port} on {HOST} is already in use by another process; stop it "
+                f"(see `ss -ltnp 'sport = :{port}'`) or choose another port with --port."
+            )
+        java_home = find_java_home()
+        user = _es_user()
+        if user is not None:
+            _check_reachable(node_dir())
+        home = fetch()
+        conf = _write_config(home, port)
+        if user is not None:
+            _chown_tree(home, user)
+            _chown_tree(node_dir(), user)
+        proc = _launch(home, conf, heap, java_home, user)
+        state = {"pgid": proc.pid, "port": port, "url": url, "started": time.time()}
+        state["es_pidfile"] = str(node_dir() / "es.pid")
+        _state_file().write_text(json.dumps(state))
+    try:
+        _wait_healthy(url, proc, deadline)
+    except LocalElasticsearchError:
+        stop(timeout=30)
+        raise
+    return url
+
+
+def stop(timeout: float = 60) -> bool:
+    """Stop our node: SIGTERM its process group, SIGKILL after ``timeout``. True if it ran."""
+    with _lock():
+        state = _read_state()
+        pgid, server = state.get("pgid"), _server_pid(state)
+        pids = [p for p in (pgid, server) if _alive(p)]
+        if pids:
+            _signal_all(pgid, pids, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while any(map(_alive, pids)) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if any(map(_alive, pids)):
+                _signal_all(pgid, pids, signal.SIGKILL)
+                time.sleep(1)
+        _state_file().unlink(missing_ok=True)
+        return bool(pids)
+
+
+def _signal_all(pgid: int | None, pids: list[int], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if pgid:
+            os.killpg(pgid, sig)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def status(port: int = DEFAULT_PORT) -> dict:
+    """Running?, pid, url, cluster health and version of the node (ours, or any on ``port``)."""
+    state = _read_state()
+    pid = _server_pid(state)
+    ours = _alive(state.get("pgid")) or _alive(pid)
+    url = state["url"] if ours and state.get("url") else f"http://{HOST}:{port}"
+    health = _health(url)
+    nodes = _get_json(f"{url}/_nodes/_local?filter_path=nodes.*.version") or {}
+    versions = [n.get("version") for n in nodes.get("nodes", {}).values()]
+    return {
+        "running": health is not None,
+        "ours": ours,
+        "pid": pid if ours else None,
+        "url": url,
+        "health": health,
+        "version": versions[0] if versions else None,
+        "cache": str(cache_dir()),
+    }
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipeline.local_es start|stop|status [--port N]``; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="local_es", description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("start", "stop", "status"))
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--heap", default="1g")
+    parser.add_argument("--timeout", type=float, default=180)
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except LocalElasticsearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.action == "start":
+        began = time.monotonic()
+        url = start(args.port, args.heap, args.timeout)
+        info = status(args.port)
+        print(
+            f"elasticsearch {info['version']} {info['health']} at {url} "
+            f"(pid {info['pid']}, ready in {time.monotonic() - began:.1f}s)"
+        )
+        return 0
+    if args.action == "stop":
+        print("elasticsearch stopped" if stop(args.timeout) else "elasticsearch was not running")
+        return 0
+    info = status(args.port)
+    if not info["running"]:
+        print(f"elasticsearch not running at {info['url']}")
+        return 3
+    owner = f"pid {info['pid']}" if info["ours"] else "not started by wirestream"
+    print(f"elasticsearch {info['version']} {info['health']} at {info['url']} ({owner})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

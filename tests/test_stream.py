@@ -1,0 +1,138 @@
+"""End to end: the real streaming pipeline on Prism, polling the sample news site on
+127.0.0.1 and writing into the real local Elasticsearch."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline.config import REPO_ROOT
+from pipeline.sample_site import feed_urls
+from transforms.normalize import normalize_text
+
+pytestmark = [pytest.mark.integration, pytest.mark.runner]
+
+UNIQUE_ARTICLES = 11  # the sample site's distinct article URLs across its four feeds
+FIELDS = {
+    "url",
+    "canonical_url",
+    "source",
+    "publisher",
+    "feed_url",
+    "title",
+    "title_normalized",
+    "body",
+    "body_normalized",
+    "authors",
+    "published_at",
+    "fetched_at",
+    "language",
+    "word_count",
+    "content_hash",
+    "entities",
+}
+
+
+def _profile(tmp_path, site, settings, interval=5):
+    es = settings.elasticsearch
+    feeds = "\n".join(
+        f"  - {{name: {f['name']}, url: '{f['url']}', interval: {interval}, language: en}}"
+        for f in feed_urls(site)
+    )
+    path = tmp_path / "profile.yaml"
+    path.write_text(
+        f"feeds:\n{feeds}\n"
+        f"elasticsearch: {{url: '{es.url}', index_prefix: {es.index_prefix}, alias: {es.alias}, "
+        "batch_size: 20, max_wait_seconds: 1}\n"
+        "fetch: {allow_private_addresses: true, timeout: 5, retries: 0}\n"
+        f"dead_letter_dir: '{tmp_path / 'dead-letter'}'\n"
+    )
+    return path
+
+
+def _wirestream(*args, **kwargs):
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def _docs(es_client, alias):
+    es_client.indices.refresh(index=alias)
+    hits = es_client.search(index=alias, size=100, query={"match_all": {}})["hits"]["hits"]
+    return [h["_source"] | {"_id": h["_id"]} for h in hits]
+
+
+def test_stream_indexes_sample_site_idempotently(es_client, es_settings, sample_site, tmp_path):
+    profile = _profile(tmp_path, sample_site, es_settings)
+    alias = es_settings.elasticsearch.alias
+    first = _wirestream("run", "--config", str(profile), "--duration", "12")
+    out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, out
+    assert f"{UNIQUE_ARTICLES} documents in '{alias}'" in out
+
+    docs = _docs(es_client, alias)
+    assert len(docs) == UNIQUE_ARTICLES
+    for doc in docs:
+        missing = {f for f in FIELDS if doc.get(f) in (None, "", [])}
+        assert not missing, (doc["url"], missing)
+        body = doc["body_normalized"]
+        assert body == body.lower()
+        assert "\n\n" not in body and body == body.strip()
+        assert all(line == line.strip() and "  " not in line for line in body.split("\n"))
+        assert normalize_text(body) == body  # already in the seed format: a fixed point
+        assert "utm_" not in doc["canonical_url"]
+        assert doc["word_count"] > 150
+    # boilerplate of the sample pages stays out of the bodies
+    assert not any("Sign up" in d["body"] or "Related stories" in d["body"] for d in docs)
+    # the windows-1252 page decoded right
+    (market,) = [d for d in docs if "market-hall" in d["url"]]
+    assert "£" in market["body"] and "café" in market["body"].lower()
+    # entities are present and typed
+    people = {p for d in docs for p in d["entities"].get("people", [])}
+    places = {p for d in docs for p in d["entities"].get("places", [])}
+    orgs = {p for d in docs for p in d["entities"].get("organizations", [])}
+    assert len(people) >= 10 and len(places) >= 5 and len(orgs) >= 5
+    assert {d["publisher"] for d in docs} >= {"harbor-gazette", "northwind-times", "valley-ledger"}
+
+    # the same input again: same documents, no duplicates
+    second = _wirestream("run", "--config", str(profile), "--duration", "8")
+    out, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, out
+    again = _docs(es_client, alias)
+    assert sorted(d["_id"] for d in again) == sorted(d["_id"] for d in docs)
+
+
+def _prism_processes() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", "prism-"], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def test_ctrl_c_flushes_and_stops_cleanly(es_client, es_settings, sample_site, tmp_path):
+    profile = _profile(tmp_path, sample_site, es_settings, interval=3)
+    before = _prism_processes()
+    proc = _wirestream("run", "--config", str(profile), start_new_session=True)
+    alias = es_settings.elasticsearch.alias
+    deadline = time.monotonic() + 180
+    count = 0
+    while time.monotonic() < deadline and count == 0:
+        time.sleep(2)
+        if es_client.indices.exists_alias(name=alias):
+            es_client.indices.refresh(index=alias)
+            count = es_client.count(index=alias)["count"]
+    assert count > 0, "nothing indexed before the interrupt"
+    os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground process
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "stopping" in out
+    assert re.search(rf"{UNIQUE_ARTICLES} documents in '{alias}'", out), out
+    time.sleep(1)
+    assert _prism_processes() <= before, "Prism left running"
