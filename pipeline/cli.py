@@ -119,7 +119,14 @@ def cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     url = args.es_url or local_es.start()
     print(f"Elasticsearch ready at {url}")
     base = load_settings(args.config)
-    with serve_sample_site() as site:
+    try:
+        site = serve_sample_site(port=args.site_port)
+    except OSError as exc:
+        raise SystemExit(
+            f"error: cannot serve the sample site on 127.0.0.1:{args.site_port} ({exc.strerror}); "
+            "pick another port with --site-port"
+        ) from None
+    with site:
         feeds = [{"interval": args.interval, **feed} for feed in feed_urls(site)]
         print(f"sample news site at {site.base_url}: {len(feeds)} feeds")
         settings = base.with_overrides(
@@ -216,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=float, default=20.0, help="seconds between polls of each feed"
     )
     demo.add_argument("--config", default=str(REPO_ROOT / "configs" / "demo.yaml"))
+    demo.add_argument(
+        "--site-port",
+        type=int,
+        default=8765,
+        help="port of the sample site on 127.0.0.1 (fixed, so article URLs and ids stay the same)",
+    )
     _add_es_flags(demo)
     demo.set_defaults(func=cmd_demo)
 
