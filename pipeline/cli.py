@@ -269,17 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     if beam_args and args.command not in ("run", "demo"):
         parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    quiet = {
-        "apache_beam": logging.ERROR,
-        "PrismRunner": logging.ERROR,
-        "elastic_transport": logging.ERROR,
-        "urllib3": logging.ERROR,
-    }
-    for name, level in quiet.items():
-        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else level)
+    for ours in ("wirestream", "pipeline", "transforms"):
+        logging.getLogger(ours).setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if not args.verbose:  # Beam's runner chatter; our own warnings stay visible
+        logging.getLogger("PrismRunner").setLevel(logging.ERROR)
+        logging.getLogger("elastic_transport").setLevel(logging.ERROR)
     try:
         return args.func(args, beam_args)
     except ConfigError as exc:

@@ -48,10 +48,35 @@ def _run_job(run: Callable[[], object], grace: float) -> None:
             log.warning("stopping: no new polls; flushing in-flight articles for %.0fs", grace)
         if drain_started is not None and time.monotonic() - drain_started > grace:
             log.warning("flush window over; cancelling the job")
+            report_counters(result)
             result.cancel()
             return
     if errors:
         raise errors[0]
+    report_counters(result)
+
+
+def report_counters(result) -> dict[str, int]:
+    """Print the job's ``wirestream`` counters (committed or attempted) on one line each."""
+    totals: dict[str, int] = {}
+    try:
+        counters = result.metrics().query()["counters"]
+    except Exception as exc:  # a runner without metrics must not fail the run
+        log.info("no metrics from the runner: %s", exc)
+        return totals
+    for counter in counters:
+        key = counter.key.metric
+        if not key.namespace.startswith("wirestream"):
+            continue
+        name = key.name if key.namespace == "wirestream" else f"{key.namespace[11:]}.{key.name}"
+        value = counter.committed if counter.committed is not None else counter.attempted
+        totals[name] = totals.get(name, 0) + (value or 0)
+    if totals:
+        print(
+            "pipeline counters: " + ", ".join(f"{k}={v}" for k, v in sorted(totals.items())),
+            flush=True,
+        )
+    return totals
 
 
 def _child(run: Callable[[], object], grace: float) -> None:
