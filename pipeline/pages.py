@@ -42,6 +42,7 @@ def to_record(article: Article) -> dict[str, Any]:
         "authors": article.authors,
         "published_at": article.published_at.isoformat() if article.published_at else None,
         "language": article.language,
+        "extractor": article.extractor,
         "body": article.body,
         "body_normalized": article.body_normalized,
         "entities": article.entities,

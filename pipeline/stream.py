@@ -1,6 +1,7 @@
 """The streaming pipeline, top to bottom: poll -> dedupe -> fetch -> extract ->
 normalise -> tag entities -> write to Elasticsearch; every stage's failures go to
-one dead-letter sink.
+one dead-letter sink, and every stage's throughput is counted per source and window
+into the ingestion-health index.
 """
 
 from __future__ import annotations
@@ -8,31 +9,55 @@ from __future__ import annotations
 import apache_beam as beam
 
 from pipeline.config import Settings
+from pipeline.elastic import stats_index_name
+from transforms.dedupe import DropSeenItems, MergeFeeds
 from transforms.enrich import TagEntities
 from transforms.extract import ExtractArticles
-from transforms.feeds import DropSeenItems, PollFeeds
+from transforms.feeds import PollFeeds
 from transforms.fetch import FetchPages
 from transforms.normalize import NormalizeArticles
 from transforms.sinks import WriteDeadLetters, WriteToElasticsearch
+from transforms.stats import WriteIngestionHealth
 
 
 def build_stream(pipeline: beam.Pipeline, settings: Settings, duration: float | None) -> None:
     """Add the streaming ingestion to ``pipeline``; it stops after ``duration`` seconds if set."""
-    polled = pipeline | "PollFeeds" >> PollFeeds(settings.feeds, settings.fetch, duration)
+    stream = settings.stream
+    ttl = stream.dedupe_ttl_hours * 3600
+    polled = pipeline | "PollFeeds" >> PollFeeds(
+        settings.feeds, settings.fetch, duration, stream.poll_tick_seconds, stream.poll_jitter
+    )
     pages = (
         polled["items"]
-        | "DropSeenItems" >> DropSeenItems(settings.stream.dedupe_ttl_hours * 3600)
+        | "DropSeenItems" >> DropSeenItems(ttl)
         | "FetchPages" >> FetchPages(settings.fetch)
     )
     articles = pages.pages | "ExtractArticles" >> ExtractArticles()
-    index_failures = (
+    written = (
         articles.articles
+        | "MergeFeeds" >> MergeFeeds(ttl)
         | "NormalizeText" >> NormalizeArticles()
         | "TagEntities" >> TagEntities(settings.enrich)
         | "WriteToElasticsearch" >> WriteToElasticsearch(settings.elasticsearch)
     )
-    (
-        (polled["dead_letter"], pages.dead_letter, articles.dead_letter, index_failures)
-        | "AllFailures" >> beam.Flatten()
-        | "WriteDeadLetters" >> WriteDeadLetters(settings.dead_letter_dir)
-    )
+    failures = (
+        polled["dead_letter"],
+        pages.dead_letter,
+        articles.dead_letter,
+        written.dead_letter,
+    ) | "AllFailures" >> beam.Flatten()
+    if settings.stats.enabled:  # per-source counts of every stage, in fixed windows
+        health = {
+            "polled": polled["items"],
+            "fetched": pages.pages,
+            "extracted": articles.articles,
+            "indexed": written.indexed,
+            "failed": failures,
+        } | "IngestionHealth" >> WriteIngestionHealth(
+            settings.elasticsearch,
+            stats_index_name(settings.elasticsearch, settings.stats),
+            settings.stats.window_seconds,
+            settings.feeds,
+        )
+        failures = (failures, health) | "AndStatsFailures" >> beam.Flatten()
+    failures | "WriteDeadLetters" >> WriteDeadLetters(settings.dead_letter_dir)

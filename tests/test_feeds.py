@@ -1,18 +1,26 @@
-"""Feeds: real saved feeds parse, malformed ones keep their items, polls are conditional,
-and already-seen items are dropped in the pipeline."""
+"""Feeds: real saved feeds parse, malformed ones keep their items, polls are conditional
+(in the running pipeline too, through keyed state), and already-seen items are dropped."""
+
+import random
+import re
 
 import apache_beam as beam
+import feedparser
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils.timestamp import Timestamp
 
-from pipeline.config import FeedSpec, FetchSettings
+from pipeline.config import ConfigError, FeedSpec, FetchSettings, load_settings
 from pipeline.runners import prism_args
+from tests.conftest import SHARED
 from transforms.article import FeedItem
-from transforms.feeds import DropSeenItems, parse_feed, poll_feed
-from transforms.fetch import make_session
+from transforms.dedupe import DropSeenItems
+from transforms.feeds import PollFeeds, next_due, parse_feed, poll_feed
+from transforms.fetch import fetch_url, make_session
+
+FAST = FetchSettings(allow_private_addresses=True, retries=0, timeout=5, host_min_delay=0)
 
 
 def _feed(url="http://127.0.0.1/feed.xml", **kw):
@@ -70,7 +78,7 @@ def test_garbage_is_degraded_with_no_items():
 def test_sample_site_feeds_and_conditional_get(sample_site):
     from pipeline.sample_site import feed_urls
 
-    settings = FetchSettings(allow_private_addresses=True, retries=0, timeout=5)
+    settings = FAST
     session = make_session(settings)
     for spec in feed_urls(sample_site):
         feed = FeedSpec(**spec)
@@ -103,3 +111,81 @@ def test_drop_seen_items_on_prism():
     with beam.Pipeline(options=options) as p:
         urls = p | stream | DropSeenItems(ttl_seconds=3600) | beam.Map(lambda i: i.url)
         assert_that(urls, equal_to(["a", "b", "c", "a"]))
+
+
+def _feedparser_case(path):
+    """Return the ``Header:`` lines (as a dict) and the ``Expect:`` expression of a test feed."""
+    head = path.read_bytes()[:2048].decode("latin-1")
+    comment = head[head.find("<!--") : head.find("-->")]
+    headers = dict(
+        (name.strip(), value.strip())
+        for name, value in (line.split(":", 1) for line in re.findall(r"Header:\s*(.+)", comment))
+    )
+    expect = re.search(r"Expect:\s*(.+)", comment).group(1).strip()
+    return headers, expect
+
+
+FEEDPARSER_TESTS = sorted(
+    path
+    for path in (SHARED / "fixtures/feeds/feedparser-tests").rglob("*.xml")
+    if "Header:" in path.read_bytes()[:2048].decode("latin-1")
+)
+
+
+@pytest.mark.parametrize("path", FEEDPARSER_TESTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_feedparser_charset_cases_over_http(web, path):
+    """Served with the headers each must come with; our fetch passes them to feedparser."""
+    headers, expect = _feedparser_case(path)
+    url = web.add_route(f"/{path.name}", path.read_bytes(), headers)
+    expect = expect.replace("127.0.0.1:8097", f"127.0.0.1:{web.port}")  # their test server
+    resp = fetch_url(make_session(FAST), url, FAST)
+    parsed = parse_feed(resp.body, _feed(url), resp.headers)
+    assert eval(expect, {"feedparser": feedparser}, parsed.raw), (headers, expect)
+    assert parsed.degraded == bool(parsed.raw.get("bozo"))
+
+
+def test_feeds_file_validation_names_the_bad_key(tmp_path):
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n  - {url: 'https://a.example/rss', interval: -5}\n")
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(f"feeds_files: ['{feeds}']\n")
+    with pytest.raises(ConfigError, match=r"feeds\.0\.interval"):
+        load_settings(profile)
+    feeds.write_text("- {url: 'ftp://a.example/rss'}\n- {url: 'https://b.example/rss', lang: en}\n")
+    with pytest.raises(ConfigError, match=r"feeds\.0\.url.*http.*feeds\.1\.lang"):
+        load_settings(profile)
+
+
+def test_starter_feed_list_is_valid():
+    from pipeline.config import REPO_ROOT
+
+    settings = load_settings(REPO_ROOT / "configs" / "local.yaml")
+    assert len(settings.feeds) >= 10
+    assert all(f.name and f.language and f.tags for f in settings.feeds)
+
+
+def test_next_due_jitters_within_bounds():
+    rng = random.Random(4)
+    dues = [next_due(1000.0, 300.0, 0.1, rng) - 1000.0 for _ in range(500)]
+    assert 270.0 <= min(dues) < 280.0 and 320.0 < max(dues) <= 330.0
+    assert next_due(0.0, 60.0, 0.0, rng) == 60.0
+
+
+@pytest.mark.runner
+def test_poll_feeds_on_prism_sends_validators_from_keyed_state(web):
+    rss = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        "<item><title>A</title><link>/a.html</link></item>"
+        "<item><title>B</title><link>/b.html</link></item></channel></rss>"
+    )
+    url = web.add_route("/feed.xml", rss, {"Content-Type": "application/rss+xml"})
+    feed = FeedSpec(url=url, name="t", interval=1)
+    options = PipelineOptions(prism_args(streaming=True))
+    with beam.Pipeline(options=options) as p:
+        items = p | PollFeeds([feed], FAST, duration=4, tick_seconds=1, jitter=0)
+        urls = items["items"] | beam.Map(lambda i: i.url)
+        assert_that(urls, equal_to([web.url("/a.html"), web.url("/b.html")]))
+    polls = [r for r in web.requests if r.path == "/feed.xml"]
+    assert len(polls) >= 2, polls
+    assert polls[0].status == 200 and "If-None-Match" not in polls[0].headers
+    assert all(r.status == 304 and r.headers["If-None-Match"] for r in polls[1:])

@@ -2,19 +2,34 @@
 
 import gzip
 import socket
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import brotli
 import pytest
 
 from pipeline.config import FetchSettings
 from transforms.article import FeedItem
-from transforms.fetch import FetchError, decode_html, fetch_page, fetch_url, make_session
+from transforms.fetch import (
+    FetchError,
+    check_address,
+    decode_html,
+    fetch_page,
+    fetch_url,
+    make_robots,
+    make_session,
+)
 
 HTML = "text/html; charset=utf-8"
 
 
 @pytest.fixture
 def settings():
-    return FetchSettings(allow_private_addresses=True, timeout=2, retries=0, max_bytes=100_000)
+    return FetchSettings(
+        allow_private_addresses=True, timeout=2, retries=0, max_bytes=100_000, host_min_delay=0
+    )
 
 
 def _item(url):
@@ -32,7 +47,7 @@ def test_fetches_page_with_user_agent(web, settings):
 
 def test_private_addresses_are_refused_by_default(web):
     url = web.add_route("/a.html", "<html></html>", {"Content-Type": HTML})
-    strict = FetchSettings(timeout=2, retries=0)
+    strict = FetchSettings(timeout=2, retries=0, host_min_delay=0)
     with pytest.raises(FetchError) as info:
         fetch_url(make_session(strict), url, strict)
     assert info.value.reason == "private_address"
@@ -121,3 +136,152 @@ def test_non_utf8_page_over_http(web, settings):
     url = web.add_route("/fr.html", body, {"Content-Type": "text/html; charset=windows-1252"})
     page = fetch_page(make_session(settings), _item(url), settings)
     assert "Le café coûte £3" in page.html
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [("br", brotli.compress), ("deflate", zlib.compress), ("gzip", gzip.compress)],
+)
+def test_every_content_encoding_decodes_and_bombs_stop(web, settings, encoding, compress):
+    page = "<html><body><p>caf\u00e9 au lait</p></body></html>".encode()
+    headers = {"Content-Type": HTML, "Content-Encoding": encoding}
+    url = web.add_route(f"/{encoding}.html", compress(page), headers)
+    assert "café au lait" in fetch_page(make_session(settings), _item(url), settings).html
+    bomb = compress(b"<p>" + b"a" * 20_000_000)
+    assert len(bomb) < 100_000
+    url = web.add_route(f"/{encoding}-bomb.html", bomb, headers)
+    with pytest.raises(FetchError) as info:
+        fetch_url(make_session(settings), url, settings)
+    assert info.value.reason == "too_large"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.1.2.3/",
+        "http://192.168.0.1/",
+        "http://169.254.169.254/latest/meta-data/",  # cloud metadata: link-local
+        "http://[::1]/",
+        "http://0.0.0.0/",
+        "http://2130706433/",  # 127.0.0.1 written as one decimal number
+        "http://localhost/",
+    ],
+)
+def test_non_public_addresses_refused(url):
+    with pytest.raises(FetchError) as info:
+        check_address(url, allow_private=False)
+    assert info.value.reason == "private_address"
+
+
+def test_every_redirect_hop_is_checked(web, settings):
+    web.add_route("/to-file", b"", {"Location": "file:///etc/passwd"}, status=302)
+    with pytest.raises(FetchError) as info:
+        fetch_url(make_session(settings), web.url("/to-file"), settings)
+    assert info.value.reason == "bad_url"
+    web.add_route("/to-metadata", b"", {"Location": "http://169.254.169.254/"}, status=302)
+    strict = settings.model_copy(update={"allow_private_addresses": False})
+    with pytest.raises(FetchError) as info:  # refused before any request is sent
+        fetch_url(make_session(strict), web.url("/to-metadata"), strict)
+    assert info.value.reason == "private_address"
+
+
+class _SlowHandler(BaseHTTPRequestHandler):
+    """Answers after 0.2 s and records when each request arrived and how many overlapped."""
+
+    def do_GET(self):
+        server = self.server
+        with server.lock:
+            server.arrivals.append(time.monotonic())
+            server.in_flight += 1
+            server.peak = max(server.peak, server.in_flight)
+        time.sleep(0.2)
+        body = b"<html><p>ok</p></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", HTML)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        with server.lock:
+            server.in_flight -= 1
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def slow_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    server.lock, server.arrivals, server.in_flight, server.peak = threading.Lock(), [], 0, 0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _fetch_in_threads(url, settings, n):
+    def fetch(i):
+        fetch_url(make_session(settings), f"{url}/{i}", settings)
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_politeness_caps_requests_in_flight_per_host(slow_server, settings):
+    url = f"http://127.0.0.1:{slow_server.server_address[1]}"
+    capped = settings.model_copy(update={"host_max_concurrent": 2, "host_min_delay": 0})
+    _fetch_in_threads(url, capped, 6)
+    assert len(slow_server.arrivals) == 6
+    assert slow_server.peak == 2
+
+
+def test_politeness_spaces_requests_to_one_host(slow_server, settings):
+    url = f"http://127.0.0.1:{slow_server.server_address[1]}"
+    spaced = settings.model_copy(update={"host_max_concurrent": 4, "host_min_delay": 0.3})
+    _fetch_in_threads(url, spaced, 4)
+    arrivals = sorted(slow_server.arrivals)
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    assert len(arrivals) == 4 and min(gaps) >= 0.27, gaps
+
+
+ROBOTS = "User-agent: *\nDisallow: /private/\n\nUser-agent: wirestream\nDisallow: /no-bots/\n"
+
+
+def test_robots_txt_is_respected_and_cached(web, settings):
+    web.add_route("/robots.txt", ROBOTS, {"Content-Type": "text/plain"})
+    public = web.add_route("/news/a.html", "<html><p>a</p></html>", {"Content-Type": HTML})
+    web.add_route("/no-bots/b.html", "<html><p>b</p></html>", {"Content-Type": HTML})
+    session = make_session(settings)
+    robots = make_robots(session, settings)
+    assert "<p>a</p>" in fetch_page(session, _item(public), settings, robots).html
+    with pytest.raises(FetchError) as info:
+        fetch_page(session, _item(web.url("/no-bots/b.html")), settings, robots)
+    assert info.value.reason == "robots_disallowed"
+    # our group, not '*', applies to us: /private/ is allowed for wirestream
+    assert robots.allowed(web.url("/private/c.html"))
+    paths = [r.path for r in web.requests]
+    assert paths.count("/robots.txt") == 1
+    assert "/no-bots/b.html" not in paths
+
+
+@pytest.mark.parametrize(("status", "allowed"), [(404, True), (403, True), (503, False)])
+def test_robots_status_rules(web, settings, status, allowed):
+    web.add_route("/robots.txt", "oops", {"Content-Type": "text/plain"}, status=status)
+    robots = make_robots(make_session(settings), settings)
+    assert robots.allowed(web.url("/news/a.html")) is allowed
+
+
+def test_robots_crawl_delay_slows_that_host(web, settings):
+    web.add_route("/robots.txt", "User-agent: *\nCrawl-delay: 1\n", {"Content-Type": "text/plain"})
+    for name in ("a", "b"):
+        web.add_route(f"/{name}.html", "<html><p>x</p></html>", {"Content-Type": HTML})
+    session = make_session(settings)
+    robots = make_robots(session, settings)
+    started = time.monotonic()
+    for name in ("a", "b"):
+        fetch_page(session, _item(web.url(f"/{name}.html")), settings, robots)
+    # a and b 1 s apart (robotparser reads whole seconds; robots.txt itself came before)
+    assert time.monotonic() - started >= 0.95

@@ -111,14 +111,33 @@ def test_stream_indexes_sample_site_idempotently(es_client, es_settings, sample_
     assert sorted(d["_id"] for d in again) == sorted(d["_id"] for d in docs)
 
 
-def _prism_processes() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "prism-"], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
+def _descendants(root: int) -> set[int]:
+    """Return the pids of all live descendants of ``root`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_ctrl_c_flushes_and_stops_cleanly(es_client, es_settings, sample_site, tmp_path):
     profile = _profile(tmp_path, sample_site, es_settings, interval=3)
-    before = _prism_processes()
     proc = _wirestream("run", "--config", str(profile), start_new_session=True)
     alias = es_settings.elasticsearch.alias
     deadline = time.monotonic() + 180
@@ -129,10 +148,11 @@ def test_ctrl_c_flushes_and_stops_cleanly(es_client, es_settings, sample_site, t
             es_client.indices.refresh(index=alias)
             count = es_client.count(index=alias)["count"]
     assert count > 0, "nothing indexed before the interrupt"
+    runner_pids = _descendants(proc.pid)
+    assert len(runner_pids) >= 2  # the pipeline's child process and Prism
     os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground process
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert "stopping" in out
     assert re.search(rf"{UNIQUE_ARTICLES} documents in '{alias}'", out), out
-    time.sleep(1)
-    assert _prism_processes() <= before, "Prism left running"
+    assert not [pid for pid in runner_pids if _alive(pid)], "runner processes left running"

@@ -51,11 +51,15 @@ class Article:
     top_image: str | None = None
     tags: list[str] = field(default_factory=list)
     publisher: str = ""
+    feed_urls: list[str] = field(default_factory=list)  # every feed that listed it
+    extractor: str = ""  # which extractor's body won (newspaper or trafilatura)
     title_normalized: str = ""
     body_normalized: str = ""
     word_count: int = 0
     entities: dict[str, list[str]] = field(default_factory=dict)
     entity_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    locations: list[dict[str, float]] = field(default_factory=list)
+    countries: list[str] = field(default_factory=list)
 
     @property
     def doc_id(self) -> str:

@@ -1,16 +1,21 @@
 """Poll RSS/Atom feeds on a schedule and emit their items.
 
 ``parse_feed`` is a plain function (bytes in, items out) on top of feedparser;
-``PollFeeds`` drives it with Beam's ``PeriodicImpulse``, one impulse per distinct
-poll interval, and ``DropSeenItems`` drops items already emitted (keyed state that
-expires after a TTL).
+``poll_feed`` adds the conditional GET. ``PollFeeds`` drives them from one Beam
+``PeriodicImpulse``: each tick offers every feed to a stateful ``DoFn`` keyed by
+feed URL, whose state holds the feed's ETag/Last-Modified and the time it is next
+due (its interval, varied by a random jitter so feeds on one host drift apart).
+Keyed state, not instance state, so a restarted or rebalanced worker still sends
+the validators and keeps the schedule.
 """
 
 from __future__ import annotations
 
 import calendar
+import json
 import logging
-from collections import defaultdict
+import random
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import urljoin
@@ -18,11 +23,10 @@ from urllib.parse import urljoin
 import apache_beam as beam
 import feedparser
 import requests
-from apache_beam.coders import BooleanCoder
+from apache_beam.coders import FloatCoder, StrUtf8Coder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
-from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration, Timestamp
 
 from pipeline.config import FeedSpec, FetchSettings
@@ -43,6 +47,7 @@ class ParsedFeed:
     problem: str = ""
     title: str = ""
     validators: dict[str, str] = field(default_factory=dict)
+    raw: feedparser.FeedParserDict | None = field(default=None, repr=False)  # for debugging
 
 
 def _entry_time(entry: feedparser.FeedParserDict) -> datetime | None:
@@ -60,8 +65,13 @@ def parse_feed(
     base_url: str | None = None,
 ) -> ParsedFeed:
     """Return the items of an RSS/Atom document; malformed feeds keep what parsed."""
-    parsed = feedparser.parse(content, response_headers=headers or {})
     base = base_url or feed.url
+    # feedparser resolves relative links against Content-Location, but only an
+    # absolute one; make it absolute against the address we fetched.
+    headers = {k.lower(): v for k, v in (headers or {}).items()}
+    if headers:  # fetched over HTTP (with no headers at all feedparser sniffs the type)
+        headers["content-location"] = urljoin(base, headers.get("content-location", ""))
+    parsed = feedparser.parse(content, response_headers=headers)
     items = []
     for entry in parsed.entries:
         link = entry.get("link") or entry.get("id") or ""
@@ -91,6 +101,7 @@ def parse_feed(
         degraded=bool(parsed.get("bozo")),
         problem=problem,
         title=parsed.feed.get("title", ""),
+        raw=parsed,
     )
 
 
@@ -119,12 +130,21 @@ def poll_feed(
     return result
 
 
-class PollFeedsDoFn(beam.DoFn):
-    """On each tick, poll the feeds of one interval group and emit their items."""
+def next_due(now: float, interval: float, jitter: float, rng: random.Random) -> float:
+    """Return when a feed polled at ``now`` is next due: ``interval`` +/- ``jitter`` of it."""
+    return now + interval * (1 + rng.uniform(-jitter, jitter))
 
-    def __init__(self, feeds: list[FeedSpec], settings: FetchSettings) -> None:
-        self.feeds = feeds
+
+class PollFeedDoFn(beam.DoFn):
+    """(feed URL, tick) -> the feed's new items when it is due; keyed state per feed."""
+
+    VALIDATORS = ReadModifyWriteStateSpec("validators", StrUtf8Coder())
+    NEXT_DUE = ReadModifyWriteStateSpec("next_due", FloatCoder())
+
+    def __init__(self, feeds: list[FeedSpec], settings: FetchSettings, jitter: float) -> None:
+        self.feeds = {feed.url: feed for feed in feeds}
         self.settings = settings
+        self.jitter = jitter
         self.polled = Metrics.counter("wirestream", "feeds_polled")
         self.unchanged = Metrics.counter("wirestream", "feeds_unchanged")
         self.degraded = Metrics.counter("wirestream", "feeds_degraded")
@@ -133,122 +153,82 @@ class PollFeedsDoFn(beam.DoFn):
 
     def setup(self) -> None:
         self.session = make_session(self.settings)
-        self.validators: dict[str, dict[str, str]] = {}
+        self.rng = random.Random()
 
-    def process(self, _tick):
-        if DRAINING.is_set():
+    def process(
+        self,
+        element: tuple[str, object],
+        validators_state=beam.DoFn.StateParam(VALIDATORS),
+        due_state=beam.DoFn.StateParam(NEXT_DUE),
+    ):
+        url, _ = element
+        now = time.time()
+        due = due_state.read()
+        if DRAINING.is_set() or (due is not None and now < due):
             return
-        for feed in self.feeds:
-            try:
-                result = poll_feed(self.session, feed, self.settings, self.validators.get(feed.url))
-            except FetchError as exc:
-                self.failed.inc()
-                log.warning("feed %s failed (%s): %s", feed.url, exc.reason, exc)
-                yield beam.pvalue.TaggedOutput(
-                    "dead_letter", Failure("poll", exc.reason, feed.url, str(exc))
-                )
-                continue
-            self.polled.inc()
-            if result is None:
-                self.unchanged.inc()
-                continue
-            self.validators[feed.url] = result.validators
-            if result.degraded:
-                self.degraded.inc()
-                log.warning(
-                    "feed %s is malformed (%s); kept %d items",
-                    feed.url,
-                    result.problem,
-                    len(result.items),
-                )
-            self.items.inc(len(result.items))
-            yield from result.items
+        feed = self.feeds[url]
+        due_state.write(next_due(now, feed.interval, self.jitter, self.rng))
+        validators = json.loads(validators_state.read() or "{}")
+        try:
+            result = poll_feed(self.session, feed, self.settings, validators)
+        except FetchError as exc:
+            self.failed.inc()
+            log.warning("feed %s failed (%s): %s", url, exc.reason, exc)
+            yield beam.pvalue.TaggedOutput(
+                "dead_letter", Failure("poll", exc.reason, url, str(exc))
+            )
+            return
+        self.polled.inc()
+        if result is None:
+            self.unchanged.inc()
+            return
+        validators_state.write(json.dumps(result.validators))
+        if result.degraded:
+            self.degraded.inc()
+            log.warning(
+                "feed %s is malformed (%s); kept %d items", url, result.problem, len(result.items)
+            )
+        self.items.inc(len(result.items))
+        yield from result.items
 
     def teardown(self) -> None:
         self.session.close()
 
 
 class PollFeeds(beam.PTransform):
-    """Poll every feed at its own interval, for ``duration`` seconds (None: forever)."""
+    """Poll every feed at its own interval (with jitter) for ``duration`` seconds (None: forever).
+
+    One impulse ticks every ``tick_seconds`` (or the shortest feed interval, if shorter);
+    a feed is polled on the first tick after it is due.
+    """
 
     def __init__(
-        self, feeds: list[FeedSpec], settings: FetchSettings, duration: float | None = None
+        self,
+        feeds: list[FeedSpec],
+        settings: FetchSettings,
+        duration: float | None = None,
+        tick_seconds: float = 5.0,
+        jitter: float = 0.1,
     ) -> None:
         super().__init__()
         self.feeds = feeds
         self.settings = settings
         self.duration = duration
+        self.tick = min([tick_seconds, *(feed.interval for feed in feeds)])
+        self.jitter = jitter
 
     def expand(self, pbegin):
-        groups: dict[float, list[FeedSpec]] = defaultdict(list)
-        for feed in self.feeds:
-            groups[feed.interval].append(feed)
         start = Timestamp.now()
         stop = start + Duration(self.duration) if self.duration else MAX_TIMESTAMP
-        items, failures = [], []
-        for interval, feeds in sorted(groups.items()):
-            label = f"every {interval:g}s"
-            polled = (
-                pbegin
-                | f"Tick {label}"
-                >> PeriodicImpulse(
-                    start_timestamp=start, stop_timestamp=stop, fire_interval=interval
-                )
-                | f"Poll {label}"
-                >> beam.ParDo(PollFeedsDoFn(feeds, self.settings)).with_outputs(
-                    "dead_letter", main="items"
-                )
+        urls = [feed.url for feed in self.feeds]
+        polled = (
+            pbegin
+            | "Tick"
+            >> PeriodicImpulse(start_timestamp=start, stop_timestamp=stop, fire_interval=self.tick)
+            | "EveryFeed" >> beam.FlatMap(lambda _tick: [(url, None) for url in urls])
+            | "PollDueFeeds"
+            >> beam.ParDo(PollFeedDoFn(self.feeds, self.settings, self.jitter)).with_outputs(
+                "dead_letter", main="items"
             )
-            items.append(polled.items)
-            failures.append(polled.dead_letter)
-        return {
-            "items": tuple(items) | "AllItems" >> beam.Flatten(),
-            "dead_letter": tuple(failures) | "AllPollFailures" >> beam.Flatten(),
-        }
-
-
-class DropSeenItemsDoFn(beam.DoFn):
-    """Emit an item the first time its URL is seen; forget the URL after ``ttl_seconds``."""
-
-    SEEN = ReadModifyWriteStateSpec("seen", BooleanCoder())
-    EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
-
-    def __init__(self, ttl_seconds: float) -> None:
-        self.ttl_seconds = ttl_seconds
-        self.new = Metrics.counter("wirestream", "items_new")
-        self.duplicate = Metrics.counter("wirestream", "items_duplicate")
-
-    def process(
-        self,
-        element: tuple[str, FeedItem],
-        timestamp=beam.DoFn.TimestampParam,
-        seen=beam.DoFn.StateParam(SEEN),
-        expiry=beam.DoFn.TimerParam(EXPIRY),
-    ):
-        _, item = element
-        if seen.read():
-            self.duplicate.inc()
-            return
-        seen.write(True)
-        expiry.set(timestamp + Duration(self.ttl_seconds))
-        self.new.inc()
-        yield item
-
-    @on_timer(EXPIRY)
-    def forget(self, seen=beam.DoFn.StateParam(SEEN)):
-        seen.clear()
-
-
-class DropSeenItems(beam.PTransform):
-    """FeedItem -> FeedItem, dropping URLs seen within the TTL."""
-
-    def __init__(self, ttl_seconds: float) -> None:
-        super().__init__()
-        self.ttl_seconds = ttl_seconds
-
-    def expand(self, items):
-        return (
-            items
-            | "KeyByUrl" >> beam.Map(lambda item: (item.url, item))
-            | "DropSeen" >> beam.ParDo(DropSeenItemsDoFn(self.ttl_seconds))
         )
+        return {"items": polled.items, "dead_letter": polled.dead_letter}

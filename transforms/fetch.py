@@ -2,8 +2,10 @@
 
 ``fetch_url`` is the one HTTP entry point: timeouts, a size cap enforced on the
 *decoded* body (so a decompression bomb stops at the cap), limited redirects,
-retries with backoff on 429/5xx, a clear User-Agent, and refusal of private,
-loopback and link-local addresses unless the settings allow them.
+retries with backoff on 429/5xx, a clear User-Agent, refusal of private,
+loopback and link-local addresses (checked again on every redirect hop) unless the
+settings allow them, and per-host politeness (``transforms.politeness``). Article
+pages are fetched only where robots.txt allows (``transforms.robots``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from urllib3.util.retry import Retry
 
 from pipeline.config import FetchSettings
 from transforms.article import Failure, FeedItem, Page
+from transforms.politeness import gate_for
+from transforms.robots import RobotsCache
 
 log = logging.getLogger(__name__)
 
@@ -108,35 +112,37 @@ def fetch_url(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """Return the response for ``url``, or raise ``FetchError`` with a countable reason."""
+    gate = gate_for(settings.host_min_delay, settings.host_max_concurrent)
     current = url
     for _ in range(settings.max_redirects + 1):
         check_address(current, settings.allow_private_addresses)
-        try:
-            resp = session.get(
-                current,
-                headers=headers,
-                timeout=settings.timeout,
-                stream=True,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            if _is_timeout(exc):
-                raise FetchError(
-                    "timeout", f"{current}: no answer within {settings.timeout}s"
-                ) from None
-            raise FetchError("connection", f"{current}: {exc.__class__.__name__}: {exc}") from None
-        with resp:
-            if resp.is_redirect and resp.headers.get("location"):
-                current = requests.compat.urljoin(current, resp.headers["location"])
-                continue
-            body = _read_capped(resp, current, settings.max_bytes)
-            return Response(
-                url=current,
-                status=resp.status_code,
-                headers={k.lower(): v for k, v in resp.headers.items()},
-                body=body,
-            )
+        with gate.slot(current):
+            resp = _get(session, current, settings, headers)
+            with resp:
+                if resp.is_redirect and resp.headers.get("location"):
+                    current = requests.compat.urljoin(current, resp.headers["location"])
+                    continue
+                body = _read_capped(resp, current, settings.max_bytes)
+                return Response(
+                    url=current,
+                    status=resp.status_code,
+                    headers={k.lower(): v for k, v in resp.headers.items()},
+                    body=body,
+                )
     raise FetchError("too_many_redirects", f"{url}: more than {settings.max_redirects} redirects")
+
+
+def _get(
+    session: requests.Session, url: str, settings: FetchSettings, headers: dict[str, str] | None
+) -> requests.Response:
+    try:
+        return session.get(
+            url, headers=headers, timeout=settings.timeout, stream=True, allow_redirects=False
+        )
+    except requests.RequestException as exc:
+        if _is_timeout(exc):
+            raise FetchError("timeout", f"{url}: no answer within {settings.timeout}s") from None
+        raise FetchError("connection", f"{url}: {exc.__class__.__name__}: {exc}") from None
 
 
 def _is_timeout(exc: requests.RequestException) -> bool:
@@ -198,8 +204,26 @@ def _alias(name: str) -> str:
     return "cp1252" if lowered in ("iso-8859-1", "latin1", "latin-1", "us-ascii", "ascii") else name
 
 
-def fetch_page(session: requests.Session, item: FeedItem, settings: FetchSettings) -> Page:
+def make_robots(session: requests.Session, settings: FetchSettings) -> RobotsCache:
+    """Return a robots.txt cache that downloads through ``fetch_url`` (same safety rules)."""
+
+    def fetch(address: str) -> tuple[int, bytes]:
+        resp = fetch_url(session, address, settings, headers={"Accept": "text/plain, */*"})
+        return resp.status, resp.body
+
+    gate = gate_for(settings.host_min_delay, settings.host_max_concurrent)
+    return RobotsCache(fetch, settings.user_agent, settings.robots_ttl, gate)
+
+
+def fetch_page(
+    session: requests.Session,
+    item: FeedItem,
+    settings: FetchSettings,
+    robots: RobotsCache | None = None,
+) -> Page:
     """Return the decoded HTML page behind a feed item, or raise ``FetchError``."""
+    if robots is not None and not robots.allowed(item.url):
+        raise FetchError("robots_disallowed", f"{item.url}: disallowed by robots.txt")
     resp = fetch_url(session, item.url, settings)
     if resp.status != 200:
         raise FetchError(f"http_{resp.status}", f"{item.url}: HTTP {resp.status}")
@@ -219,10 +243,14 @@ class FetchPageDoFn(beam.DoFn):
 
     def setup(self) -> None:
         self.session = make_session(self.settings)
+        # Per DoFn instance: each instance asks a host for robots.txt once per TTL.
+        self.robots = (
+            make_robots(self.session, self.settings) if self.settings.respect_robots else None
+        )
 
     def process(self, item: FeedItem):
         try:
-            page = fetch_page(self.session, item, self.settings)
+            page = fetch_page(self.session, item, self.settings, self.robots)
         except FetchError as exc:
             self.failed.inc()
             Metrics.counter("wirestream.fetch_failed", exc.reason).inc()

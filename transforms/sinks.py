@@ -51,6 +51,7 @@ def to_document(article: Article) -> dict[str, Any]:
         "source": article.source,
         "publisher": article.publisher or None,
         "feed_url": article.feed_url,
+        "feed_urls": article.feed_urls or ([article.feed_url] if article.feed_url else []),
         "title": article.title,
         "title_normalized": article.title_normalized,
         "body": article.body,
@@ -65,6 +66,8 @@ def to_document(article: Article) -> dict[str, Any]:
         "content_hash": article.content_hash,
         "entities": article.entities,
         "entity_counts": article.entity_counts,
+        "locations": article.locations,
+        "countries": article.countries,
     }
 
 
@@ -132,14 +135,40 @@ def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSet
     return indexed, failed
 
 
-class BulkIndexDoFn(beam.DoFn):
-    """(key, [action]) -> nothing; documents that cannot be written go to ``dead_letter``."""
+@dataclasses.dataclass(frozen=True)
+class IndexedDoc:
+    """One document Elasticsearch accepted: enough to count what landed per source."""
 
-    def __init__(self, settings: ElasticsearchSettings) -> None:
+    index: str
+    doc_id: str
+    source: str | None = None
+    publisher: str | None = None
+
+
+def indexed_docs(actions: list[dict[str, Any]], failed: list[tuple]) -> list[IndexedDoc]:
+    """Return one ``IndexedDoc`` per distinct ``_id`` in ``actions`` that did not fail."""
+    failed_ids = {action["_id"] for action, _reason, _detail in failed}
+    by_id = {action["_id"]: action for action in actions}
+    return [
+        IndexedDoc(
+            action["_index"],
+            doc_id,
+            action["_source"].get("source"),
+            action["_source"].get("publisher"),
+        )
+        for doc_id, action in by_id.items()
+        if doc_id not in failed_ids
+    ]
+
+
+class BulkIndexDoFn(beam.DoFn):
+    """(key, [action]) -> IndexedDoc per written document; the rest go to ``dead_letter``."""
+
+    def __init__(self, settings: ElasticsearchSettings, namespace: str = "wirestream") -> None:
         self.settings = settings
-        self.indexed = Metrics.counter("wirestream", "indexed")
-        self.failed = Metrics.counter("wirestream", "index_failed")
-        self.batch_sizes = Metrics.distribution("wirestream", "bulk_batch_size")
+        self.indexed = Metrics.counter(namespace, "indexed")
+        self.failed = Metrics.counter(namespace, "index_failed")
+        self.batch_sizes = Metrics.distribution(namespace, "bulk_batch_size")
 
     def setup(self) -> None:
         from pipeline.elastic import make_client
@@ -152,6 +181,7 @@ class BulkIndexDoFn(beam.DoFn):
         self.batch_sizes.update(len(actions))
         indexed, failed = bulk_index(self.client, actions, self.settings)
         self.indexed.inc(indexed)
+        yield from indexed_docs(actions, failed)
         for action, reason, detail in failed:
             self.failed.inc()
             url = action["_source"].get("canonical_url", "")
@@ -165,7 +195,10 @@ class BulkIndexDoFn(beam.DoFn):
 
 
 class WriteToElasticsearch(beam.PTransform):
-    """Article -> (dead letters): bulk batches bounded in size and in waiting time."""
+    """Article -> ``indexed`` (IndexedDoc) and ``dead_letter`` (Failure) outputs.
+
+    Bulk batches are bounded in size and in waiting time.
+    """
 
     def __init__(self, settings: ElasticsearchSettings) -> None:
         super().__init__()
@@ -185,8 +218,8 @@ class WriteToElasticsearch(beam.PTransform):
                 max_buffering_duration_secs=self.settings.max_wait_seconds,
             )
             | "Bulk"
-            >> beam.ParDo(BulkIndexDoFn(self.settings)).with_outputs("dead_letter", main="done")
-        ).dead_letter
+            >> beam.ParDo(BulkIndexDoFn(self.settings)).with_outputs("dead_letter", main="indexed")
+        )
 
 
 _WRITE_LOCK = threading.Lock()

@@ -1,0 +1,362 @@
+"""The backfill pipeline, top to bottom: read archives (WARC, saved feeds, URL lists,
+text folders) -> fetch what only has a URL -> extract -> filter -> one article per
+canonical URL -> normalise -> tag entities -> write to Elasticsearch; every
+stage's failures go to one dead-letter sink, counted by reason.
+
+Documents are keyed by the canonical URL's hash and written with ``index``, so
+re-running a backfill, or killing and restarting it, leaves one document per article.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from pipeline.config import Settings
+from transforms.article import Failure
+from transforms.enrich import TagEntities
+from transforms.extract import ExtractArticles
+from transforms.fetch import FetchPages
+from transforms.normalize import NormalizeArticles
+from transforms.sinks import WriteDeadLetters, WriteToElasticsearch
+from transforms.sources import saved_feeds, text, url_lists
+from transforms.sources.files import ReadFiles
+from transforms.sources.selection import (
+    FilterArticles,
+    FilterBySource,
+    KeepOnePerArticle,
+    KeepOnePerUrl,
+)
+from transforms.sources.warc import ReadWarcPages, is_warc_path
+
+KINDS = ("warc", "feeds", "urls", "text")
+PARSERS = {
+    "feeds": (saved_feeds.SUFFIXES, saved_feeds.parse_saved_feed),
+    "urls": (url_lists.SUFFIXES, url_lists.parse_url_list),
+    "text": (text.SUFFIXES, text.parse_text_file),
+}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One backfill input: its kind, the folder it names (for document identity), a glob."""
+
+    kind: str
+    root: str
+    pattern: str
+
+
+def classify_source(argument: str) -> SourceSpec:
+    """Return what ``argument`` names: ``KIND:PATH`` explicitly, else guessed from the path.
+
+    A ``.warc``/``.warc.gz`` path or glob (any Beam filesystem) is WARC; a local file
+    ``.xml/.rss/.atom`` a saved feed, ``.txt/.csv/.jsonl`` a URL list; a local folder
+    is WARC, feeds or text by the files it holds.
+    """
+    kind, sep, rest = argument.partition(":")
+    if sep and kind in KINDS and not rest.startswith("//"):
+        return _spec(kind, rest)
+    if is_warc_path(argument.rstrip("*")) or "://" in argument:
+        return SourceSpec("warc", "", argument)
+    path = Path(argument)
+    if path.is_file():
+        lower = path.name.lower().removesuffix(".gz")
+        if lower.endswith((".xml", ".rss", ".atom")):
+            return SourceSpec("feeds", str(path.parent), str(path))
+        if lower.endswith((".txt", ".csv", ".jsonl", ".ndjson")):
+            return SourceSpec("urls", str(path.parent), str(path))
+    if path.is_dir():
+        names = [n.lower() for _, _, files in os.walk(path) for n in files]
+        if any(is_warc_path(n) for n in names):
+            return _spec("warc", argument)
+        if any(n.removesuffix(".gz").endswith((".xml", ".rss", ".atom")) for n in names):
+            return _spec("feeds", argument)
+        if any(n.endswith(text.SUFFIXES) for n in names):
+            return _spec("text", argument)
+    raise ValueError(
+        f"{argument}: not a WARC file, feed, URL list or folder of those; "
+        f"name the kind explicitly ({', '.join(k + ':PATH' for k in KINDS)})"
+    )
+
+
+def _spec(kind: str, path: str) -> SourceSpec:
+    if os.path.isdir(path):
+        root = os.path.abspath(path)
+        return SourceSpec(kind, root, f"{root}/**.warc*" if kind == "warc" else f"{root}/**")
+    return SourceSpec(kind, os.path.dirname(path), path)
+
+
+def count_as(element, name: str):
+    """Return ``element`` after counting it under ``wirestream/<name>``."""
+    Metrics.counter("wirestream", name).inc()
+    return element
+
+
+def count_failure(failure: Failure) -> Failure:
+    """Count ``failure`` under its stage and reason (the summary's 'failed by reason')."""
+    Metrics.counter("wirestream.failed", f"{failure.stage}:{failure.reason}").inc()
+    return failure
+
+
+def build_backfill(pipeline: beam.Pipeline, settings: Settings, sources: list[SourceSpec]) -> None:
+    """Add the backfill of ``sources`` to ``pipeline``."""
+    options = settings.backfill
+    items, pages, articles, failures = [], [], [], []
+
+    warc = [s.pattern for s in sources if s.kind == "warc"]
+    if warc:
+        read = pipeline | "ReadWarc" >> ReadWarcPages(warc, options.warc_block_bytes)
+        pages.append(read.pages)
+        failures.append(read.dead_letter)
+    for kind, (suffixes, parser) in PARSERS.items():
+        roots = [(s.root, s.pattern) for s in sources if s.kind == kind]
+        if roots:
+            read = pipeline | f"Read {kind}" >> ReadFiles(
+                roots, suffixes, parser, options.max_file_bytes
+            )
+            items.append(read.items)
+            pages.append(read.pages)
+            articles.append(read.articles)
+            failures.append(read.dead_letter)
+
+    fetched = (
+        items
+        | "AllItems" >> beam.Flatten(pipeline=pipeline)
+        | "ItemsOfSource" >> FilterBySource(options.sources)
+        | "OncePerUrl" >> KeepOnePerUrl()
+        | "FetchPages" >> FetchPages(settings.fetch)
+    )
+    extracted = (
+        (*pages, fetched.pages)
+        | "AllPages" >> beam.Flatten()
+        | "PagesOfSource" >> FilterBySource(options.sources)
+        | "ExtractArticles" >> ExtractArticles()
+    )
+    written = (
+        (*articles, extracted.articles)
+        | "AllArticles" >> beam.Flatten()
+        | "CountExtracted" >> beam.Map(count_as, "extracted")
+        | "Filter" >> FilterArticles(options)
+        | "OncePerArticle" >> KeepOnePerArticle()
+        | "NormalizeText" >> NormalizeArticles()
+        | "TagEntities" >> TagEntities(settings.enrich)
+        | "WriteToElasticsearch" >> WriteToElasticsearch(settings.elasticsearch)
+    )
+    (
+        (*failures, fetched.dead_letter, extracted.dead_letter, written.dead_letter)
+        | "AllFailures" >> beam.Flatten()
+        | "CountFailures" >> beam.Map(count_failure)
+        | "WriteDeadLetters" >> WriteDeadLetters(settings.dead_letter_dir)
+    )
+
+
+# --- running it: input count, live progress, final summary ------------------------------
+
+
+def count_inputs(sources: list[SourceSpec]):
+    """Yield the number of inputs of each matched file (WARC responses, entries, URLs, files)."""
+    from transforms.sources.counting import count_file_inputs, count_warc_responses, matched_paths
+
+    for spec in sources:
+        if spec.kind == "warc":
+            for path in matched_paths(spec.pattern):
+                yield count_warc_responses(path)
+        else:
+            for path in matched_paths(spec.pattern, PARSERS[spec.kind][0]):
+                yield count_file_inputs(spec.kind, path)
+
+
+def job_counters(result, committed: bool = False) -> dict[tuple[str, str], int]:
+    """Return the job's user counters by (namespace, name), read while it runs.
+
+    Portable runners (Prism, Flink) are asked through the job service, which
+    reports counters mid-run; others through ``result.metrics()``.
+    """
+    from collections import Counter
+
+    totals: Counter = Counter()
+    service = getattr(result, "_job_service", None)
+    if service is not None:
+        from apache_beam.metrics import monitoring_infos
+        from apache_beam.portability.api import beam_job_api_pb2
+
+        request = beam_job_api_pb2.GetJobMetricsRequest(job_id=result._job_id)
+        metrics = service.GetJobMetrics(request).metrics
+        for info in metrics.committed if committed else metrics.attempted:
+            if info.urn == monitoring_infos.USER_COUNTER_URN:
+                key = (info.labels["NAMESPACE"], info.labels["NAME"])
+                totals[key] += monitoring_infos.extract_counter_value(info)
+        return dict(totals)
+    for counter in result.metrics().query()["counters"]:
+        value = counter.committed if committed else counter.attempted
+        totals[(counter.key.metric.namespace, counter.key.metric.name)] += value or 0
+    return dict(totals)
+
+
+def summarize(counters: dict[tuple[str, str], int]) -> dict:
+    """Return the run's summary: read, extracted, indexed, duplicates, skipped and failed
+    by reason, and ``done`` (inputs that reached one of those ends)."""
+
+    def by_reason(namespace: str) -> dict[str, int]:
+        return dict(sorted((n, v) for (ns, n), v in counters.items() if ns == namespace and v))
+
+    summary = {
+        name: counters.get(("wirestream", name), 0)
+        for name in ("read", "extracted", "indexed", "duplicates")
+    }
+    summary["skipped"] = by_reason("wirestream.skipped")
+    summary["failed"] = by_reason("wirestream.failed")
+    summary["done"] = (
+        summary["indexed"]
+        + summary["duplicates"]
+        + sum(summary["skipped"].values())
+        + sum(summary["failed"].values())
+    )
+    return summary
+
+
+def format_summary(summary: dict, seconds: float) -> str:
+    """Return the summary as the lines printed at the end of a backfill."""
+    rate = summary["indexed"] / seconds if seconds > 0 else 0.0
+    lines = [
+        f"backfill finished in {seconds:.1f}s ({rate:.1f} documents/s indexed)",
+        f"  read {summary['read']}, extracted {summary['extracted']}, "
+        f"indexed {summary['indexed']}, skipped as duplicate {summary['duplicates']}",
+    ]
+    for label, key in (("skipped", "skipped"), ("failed", "failed")):
+        reasons = summary[key]
+        if reasons:
+            detail = ", ".join(f"{reason} {count}" for reason, count in reasons.items())
+            lines.append(f"  {label} {sum(reasons.values())}: {detail}")
+    return "\n".join(lines)
+
+
+class ProgressBar:
+    """A progress bar over the job's inputs: the total is counted beside the job, the
+    done count is read from the job's counters (so it shows what really finished)."""
+
+    def __init__(self, sources: list[SourceSpec], result, enabled: bool) -> None:
+        import threading
+
+        from tqdm import tqdm
+
+        self.result = result
+        self.bar = tqdm(desc="backfill (counting inputs)", unit="doc", disable=not enabled)
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._count, args=(sources,), daemon=True),
+            threading.Thread(target=self._poll, daemon=True),
+        ]
+        if enabled:
+            for thread in self.threads:
+                thread.start()
+
+    def _count(self, sources: list[SourceSpec]) -> None:
+        total = 0
+        for count in count_inputs(sources):
+            total += count
+            with self.lock:
+                self.bar.total = total
+                self.bar.refresh()
+            if self.stopped.is_set():
+                return
+        with self.lock:
+            self.bar.set_description("backfill")
+
+    def _poll(self) -> None:
+        while not self.stopped.wait(1.0):
+            try:
+                done = summarize(job_counters(self.result))["done"]
+            except Exception:  # the job service may not answer yet, or any more
+                continue
+            with self.lock:
+                self.bar.update(max(done - self.bar.n, 0))
+
+    def close(self, done: int | None = None) -> None:
+        self.stopped.set()
+        with self.lock:
+            if done is not None:
+                self.bar.update(max(done - self.bar.n, 0))
+            self.bar.close()
+
+
+class ReportingResult:
+    """A job result whose ``wait_until_finish`` also ends the progress bar and prints
+    (and optionally writes as JSON) the run's summary."""
+
+    def __init__(self, result, progress: ProgressBar, summary_path: str | None) -> None:
+        import time
+
+        self.result = result
+        self.progress = progress
+        self.summary_path = summary_path
+        self.started = time.monotonic()
+
+    def wait_until_finish(self, duration=None):
+        import json
+        import time
+
+        try:
+            state = self.result.wait_until_finish(duration)
+        except BaseException:
+            self.progress.close()
+            raise
+        seconds = time.monotonic() - self.started
+        counters = job_counters(self.result, committed=True) or job_counters(self.result)
+        summary = summarize(counters)
+        self.progress.close(summary["done"])
+        print(format_summary(summary, seconds), flush=True)
+        if self.summary_path:
+            Path(self.summary_path).write_text(json.dumps({**summary, "seconds": seconds}))
+        return state
+
+    def cancel(self):
+        self.progress.close()
+        return self.result.cancel()
+
+    def __getattr__(self, name: str):
+        return getattr(self.result, name)
+
+
+def start_backfill(
+    settings: Settings,
+    sources: list[SourceSpec],
+    beam_args: list[str],
+    progress: bool = True,
+    summary_path: str | None = None,
+):
+    """Return a function that builds and starts the batch job (run in the launcher's child)."""
+
+    def run():
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        from pipeline.runners import runner_args
+
+        options = PipelineOptions(runner_args(beam_args, streaming=False), save_main_session=False)
+        pipeline = beam.Pipeline(options=options)
+        build_backfill(pipeline, settings, sources)
+        result = pipeline.run()
+        return ReportingResult(result, ProgressBar(sources, result, progress), summary_path)
+
+    return run
+
+
+def run_backfill(
+    settings: Settings,
+    sources: list[SourceSpec],
+    beam_args: list[str],
+    progress: bool = True,
+    summary_path: str | None = None,
+) -> int:
+    """Run the backfill to the end (Ctrl-C stops it cleanly); return an exit code."""
+    from pipeline.launcher import run_supervised
+
+    grace = settings.elasticsearch.max_wait_seconds + 5
+    return run_supervised(
+        start_backfill(settings, sources, beam_args, progress, summary_path), grace
+    )

@@ -1,0 +1,122 @@
+"""End to end: a backfill of every source type on Prism into the real Elasticsearch,
+killed half-way and run again: exactly one document per article."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from pipeline.config import REPO_ROOT
+from tests.test_sources import PAGES, build_warc
+
+pytestmark = [pytest.mark.integration, pytest.mark.runner]
+
+
+def _profile(tmp_path: Path, settings) -> Path:
+    es = settings.elasticsearch
+    path = tmp_path / "profile.yaml"
+    path.write_text(
+        f"elasticsearch: {{url: '{es.url}', index_prefix: {es.index_prefix}, alias: {es.alias}, "
+        "batch_size: 10, max_wait_seconds: 1}\n"
+        "fetch: {allow_private_addresses: true, timeout: 5, retries: 0, host_min_delay: 0}\n"
+        f"dead_letter_dir: '{tmp_path / 'dead-letter'}'\n"
+    )
+    return path
+
+
+def _inputs(tmp_path: Path, site, shared_dir: Path) -> list[str]:
+    """A WARC, the seeds (a text folder), a URL list and a folder of saved feeds."""
+    build_warc(tmp_path / "archive.warc.gz")
+    ferry = f"{site.base_url}/harbor-gazette/2026/03/ferry-strike-averted.html"
+    (tmp_path / "urls.txt").write_text(f"{ferry}\n{ferry}?utm_source=x\n{site.base_url}/nope\n")
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    feed = requests.get(f"{site.base_url}/northwind-times/atom.xml", timeout=10).content
+    (feeds / "northwind.xml").write_bytes(feed)
+    return [
+        str(tmp_path / "archive.warc.gz"),
+        str(shared_dir / "seeds"),
+        str(tmp_path / "urls.txt"),
+        str(feeds),
+    ]
+
+
+def _backfill(profile: Path, inputs: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "backfill", *inputs, "--config", str(profile)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _count(es_client, alias: str) -> int:
+    if not es_client.indices.exists_alias(name=alias):
+        return 0
+    es_client.indices.refresh(index=alias)
+    return es_client.count(index=alias)["count"]
+
+
+def _kill_everything(proc: subprocess.Popen) -> None:
+    """SIGKILL the launcher and its pipeline child (own session) with the runner."""
+    children = subprocess.run(
+        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+    ).stdout.split()
+    for pid in map(int, children):
+        os.killpg(pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+
+
+def test_backfill_every_source_killed_then_rerun(
+    es_client, es_settings, sample_site, shared_dir, tmp_path
+):
+    profile = _profile(tmp_path, es_settings)
+    inputs = _inputs(tmp_path, sample_site, shared_dir)
+    alias = es_settings.elasticsearch.alias
+
+    first = _backfill(profile, inputs)
+    deadline = time.monotonic() + 240
+    while _count(es_client, alias) == 0 and first.poll() is None:
+        assert time.monotonic() < deadline, "nothing indexed"
+        time.sleep(0.5)
+    _kill_everything(first)
+    partial = _count(es_client, alias)
+
+    second = _backfill(profile, inputs)
+    out, _ = second.communicate(timeout=400)
+    assert second.returncode == 0, out
+    # 11 pages in the WARC, 3 seeds, and from the sample server: the ferry page (listed
+    # twice) and the Northwind feed's 4 entries (one page, with a tracking parameter).
+    expected = len(PAGES) + 3 + 1 + 4
+    hits = es_client.search(index=alias, size=100, query={"match_all": {}})["hits"]["hits"]
+    ids = [h["_id"] for h in hits]
+    assert len(ids) == len(set(ids)) == expected == _count(es_client, alias) >= partial
+
+    summary = re.search(
+        r"read (\d+), extracted (\d+), indexed (\d+), skipped as duplicate (\d+)", out
+    )
+    assert summary, out
+    read, extracted, indexed, duplicates = map(int, summary.groups())
+    assert indexed == expected
+    assert duplicates == 2  # the WARC's repeated record, the URL listed twice
+    assert "not_html 1" in out and "redirect 1" in out
+    assert re.search(r"failed \d+: .*fetch:http_404 1", out), out
+    assert "read:" in out  # the record cut off mid-stream
+
+    docs = {h["_source"]["canonical_url"]: h["_source"] for h in hits}
+    market = docs["https://news.example/valley-ledger/news/2026-03-09-market-hall-reopens.html"]
+    assert "£" in market["body"] and market["fetched_at"].startswith("2026-03-18T10:00:00")
+    seed = docs["archive://seeds/002_7f41fef35e9117f7.txt"]
+    assert seed["body_normalized"].endswith(" .") and seed["source"] == "seeds"
+    assert all(d["body_normalized"] and d["title"] for d in docs.values())

@@ -1,0 +1,119 @@
+"""One article, one document: items pass once per feed, and articles carry every feed."""
+
+from datetime import datetime, timezone
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.utils.timestamp import Timestamp
+
+from pipeline.runners import prism_args
+from transforms.article import Article, FeedItem
+from transforms.dedupe import DropSeenItems, MergeFeeds, merge_feeds
+
+FETCHED = datetime(2026, 3, 3, tzinfo=timezone.utc)
+
+
+def _article(feed, published=None, url="https://news.example/a?utm_source=x"):
+    return Article(
+        url=url,
+        canonical_url="https://news.example/a",
+        source="news.example",
+        feed_url=feed,
+        feed_urls=[feed],
+        title="t",
+        body="b",
+        fetched_at=FETCHED,
+        published_at=published,
+    )
+
+
+def test_merge_feeds_unions_feeds_and_keeps_first_date():
+    march = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    first, state = merge_feeds(_article("f1", published=march), {})
+    assert first.feed_urls == ["f1"] and state["feeds"] == ["f1"]
+    second, state = merge_feeds(_article("f2", published=datetime(2026, 4, 1)), state)
+    assert second.feed_urls == ["f1", "f2"] and second.feed_url == "f1"
+    assert second.published_at == march  # same monthly index as the first copy
+    again, _ = merge_feeds(_article("f1"), state)
+    assert again.feed_urls == ["f1", "f2"]
+
+
+def test_merge_feeds_keeps_an_undated_first_copy_undated():
+    _, state = merge_feeds(_article("f1"), {})
+    second, _ = merge_feeds(_article("f2", published=FETCHED), state)
+    assert second.published_at is None
+
+
+def _options():
+    return PipelineOptions(prism_args(streaming=True))
+
+
+@pytest.mark.runner
+def test_drop_seen_items_passes_each_feed_once_on_prism():
+    def item(url, feed):
+        return FeedItem(url=url, feed_url=feed)
+
+    stream = (
+        TestStream()
+        .advance_watermark_to(Timestamp(1000))
+        .add_elements([item("a", "f1"), item("a", "f1"), item("a", "f2"), item("b", "f1")])
+        .advance_processing_time(5)
+        .add_elements([item("a", "f2"), item("b", "f1")])
+        .advance_watermark_to_infinity()
+    )
+    with beam.Pipeline(options=_options()) as p:
+        seen = (
+            p | stream | DropSeenItems(ttl_seconds=3600) | beam.Map(lambda i: (i.url, i.feed_url))
+        )
+        assert_that(seen, equal_to([("a", "f1"), ("a", "f2"), ("b", "f1")]))
+
+
+@pytest.mark.runner
+def test_merge_feeds_on_prism_records_both_feeds():
+    stream = (
+        TestStream()
+        .advance_watermark_to(Timestamp(1000))
+        .add_elements([_article("https://one.example/rss")])
+        .advance_processing_time(5)
+        .add_elements([_article("https://two.example/atom", url="https://news.example/a")])
+        .advance_watermark_to_infinity()
+    )
+    with beam.Pipeline(options=_options()) as p:
+        merged = p | stream | MergeFeeds(ttl_seconds=3600) | beam.Map(lambda a: a.feed_urls)
+        assert_that(
+            merged,
+            equal_to(
+                [
+                    ["https://one.example/rss"],
+                    ["https://one.example/rss", "https://two.example/atom"],
+                ]
+            ),
+        )
+
+
+@pytest.mark.integration
+@pytest.mark.runner
+def test_same_article_from_two_feeds_is_one_document(es_client, es_settings):
+    from transforms.sinks import WriteToElasticsearch
+
+    stream = (
+        TestStream()
+        .advance_watermark_to(Timestamp(1000))
+        .add_elements([_article("https://one.example/rss", published=FETCHED)])
+        .advance_processing_time(5)
+        .advance_watermark_to(Timestamp(1005))
+        .add_elements([_article("https://two.example/atom", url="https://news.example/a")])
+        .advance_processing_time(5)
+        .advance_watermark_to_infinity()
+    )
+    with beam.Pipeline(options=_options()) as p:
+        _ = p | stream | MergeFeeds(3600) | WriteToElasticsearch(es_settings.elasticsearch)
+    alias = es_settings.elasticsearch.alias
+    es_client.indices.refresh(index=alias)
+    hits = es_client.search(index=alias, query={"match_all": {}})["hits"]["hits"]
+    (doc,) = [h["_source"] for h in hits]
+    assert doc["feed_urls"] == ["https://one.example/rss", "https://two.example/atom"]
+    assert doc["canonical_url"] == "https://news.example/a"

@@ -1,0 +1,169 @@
+"""Extraction on real pages: boilerplate out, the fallback when newspaper falls short,
+dates and canonical URLs from the right place, and no network use."""
+
+import gzip
+import html
+import json
+import sys
+from datetime import datetime, timezone
+
+import pytest
+
+from pipeline.cli import main as wirestream
+from transforms.article import FeedItem
+from transforms.extract import ExtractError, choose_body, extract_article
+from transforms.fetch import decode_html
+
+URL = "https://www.commondreams.org/news/2015/03/25/stepping-up-collaboration"
+
+
+def _paragraphs(texts):
+    return "\n".join(f"<p>{html.escape(t)}</p>" for t in texts)
+
+
+@pytest.fixture(scope="module")
+def seed_page(shared_dir):
+    """Seed 001 as its site would show it: the article, plus date line, appeal and share bar."""
+    text = next((shared_dir / "seeds").glob("001_*.txt")).read_text(encoding="utf-8")
+    paras = [p.strip() for p in text.split("\n\n") if p.strip()]
+    assert paras[0] == "Published on" and paras[-1] == "Share This Article"
+    appeal = next(i for i, p in enumerate(paras) if p.startswith("This is the world we live in"))
+    title, dek, caption, body, donation = (
+        paras[1],
+        paras[2],
+        paras[3],
+        paras[5:appeal],
+        paras[appeal:-1],
+    )
+    page = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+<title>{html.escape(title)} | Common Dreams</title>
+<meta property="og:title" content="{html.escape(title)}">
+<link rel="canonical" href="{URL}?utm_source=feed">
+<meta name="author" content="Sarah Lazare"></head><body>
+<header><nav><a href="/">Home</a> <a href="/news">News</a> <a href="/give">Donate</a></nav>
+</header>
+<main><article>
+<div class="date">Published on <time datetime="2015-03-25">Wednesday, March 25, 2015</time></div>
+<h1>{html.escape(title)}</h1><h2 class="dek">{html.escape(dek)}</h2>
+<div class="byline">by <a href="/author/sarah-lazare" rel="author">Sarah Lazare</a></div>
+<figure><img src="/img/tikrit.jpg" alt=""><figcaption>{html.escape(caption)}</figcaption></figure>
+<div class="article-body">{_paragraphs(body)}</div>
+<div class="campaign-appeal"><h3>{html.escape(donation[0])}</h3>{_paragraphs(donation[1:])}
+<a class="button" href="/donate">Donate Now</a></div>
+<div class="share"><span>Share This Article</span> <a href="#">Facebook</a> <a href="#">X</a></div>
+</article></main>
+<footer><p>Our work is licensed under Creative Commons. Feel free to republish.</p></footer>
+</body></html>"""
+    return page, body
+
+
+def test_seed_001_boilerplate_stays_out(seed_page):
+    page, body = seed_page
+    article = extract_article(page, URL + "?utm_medium=rss")
+    for chrome in ("Published on", "Share This Article", "Common Dreams is not", "Donate"):
+        assert chrome not in article.body
+    assert "This is the world we live in" not in article.body
+    assert all(paragraph in article.body for paragraph in body)
+    assert article.title.startswith("Stepping Up Collaboration With Iran")
+    assert article.authors == ["Sarah Lazare"]
+    assert article.canonical_url == URL
+    assert article.published_at == datetime(2015, 3, 25, tzinfo=timezone.utc)
+
+
+def test_feed_date_wins_over_page_date_and_foreign_canonical_is_ignored(seed_page):
+    page, _ = seed_page
+    feed_date = datetime(2015, 3, 26, 8, 30, tzinfo=timezone.utc)
+    item = FeedItem(
+        url=URL, feed_url="https://www.commondreams.org/rss.xml", published_at=feed_date
+    )
+    article = extract_article(page, URL, item=item)
+    assert article.published_at == feed_date
+    assert article.feed_urls == ["https://www.commondreams.org/rss.xml"]
+    elsewhere = page.replace(f'href="{URL}?utm_source=feed"', 'href="https://aggregator.example/x"')
+    assert extract_article(elsewhere, URL + "?a=1").canonical_url == URL + "?a=1"
+
+
+def test_choose_body_prefers_newspaper_unless_it_has_too_little():
+    full = "word " * 100
+    assert choose_body(full, full) == (full, False)
+    assert choose_body("word " * 96, full) == ("word " * 96, False)
+    assert choose_body("word " * 50, full) == (full, True)
+    assert choose_body("", full) == (full, True)
+    assert choose_body(full, "") == (full, False)
+
+
+def _bench_page(shared_dir, page_id):
+    bench = shared_dir / "bench/article-extraction"
+    truth = json.loads((bench / "ground-truth.json").read_text(encoding="utf-8"))[page_id]
+    raw = gzip.decompress((bench / "html" / f"{page_id}.html.gz").read_bytes())
+    return decode_html(raw), truth
+
+
+def test_trafilatura_takes_over_when_newspaper_fails(shared_dir):
+    # A Korean page: newspaper4k's Korean tokenizer needs NLTK data we do not ship.
+    page_id = "0ec95c7261d122f304728e90c983450ef1ce1e0b423546835c397d50aaf0d0f2"
+    page, truth = _bench_page(shared_dir, page_id)
+    article = extract_article(page, truth["url"])
+    assert article.extractor == "trafilatura"
+    assert "시작은 엘제이의 일방적인 사진 공개로부터 비롯됐다" in article.body
+
+
+def test_empty_and_boilerplate_only_pages_are_errors():
+    with pytest.raises(ExtractError) as info:
+        extract_article("  ", "https://a.example/x")
+    assert info.value.reason == "empty_page"
+    with pytest.raises(ExtractError) as info:
+        extract_article(
+            "<html><body><nav>Home</nav><p>Cookies.</p></body></html>", "https://a.example/"
+        )
+    assert info.value.reason == "too_little_text"
+
+
+def test_trafilatura_en_news_snippets(shared_dir):
+    folder = shared_dir / "fixtures/articles/trafilatura-en-news"
+    cases = json.loads((folder / "evaldata-en-news.json").read_text(encoding="utf-8"))
+    found = wanted = kept_out = unwanted = 0
+    for url, case in cases.items():
+        page = decode_html((folder / "html" / case["file"]).read_bytes())
+        try:
+            body = extract_article(page, url, min_chars=0).body
+        except ExtractError:
+            body = ""
+        found += sum(s in body for s in case["with"])
+        wanted += len(case["with"])
+        kept_out += sum(s not in body for s in case["without"])
+        unwanted += len(case["without"])
+    # Measured 0.927 and 0.837 (docs/extraction.md); these floors catch regressions.
+    assert found / wanted >= 0.9
+    assert kept_out / unwanted >= 0.8
+
+
+def test_extraction_makes_no_network_calls(seed_page, shared_dir):
+    calls = []
+    recording = [True]
+
+    def hook(event, args):
+        if recording[0] and event in ("socket.connect", "socket.getaddrinfo", "urllib.Request"):
+            calls.append((event, args[:2]))
+
+    sys.addaudithook(hook)  # hooks cannot be removed: switch it off when done
+    try:
+        extract_article(seed_page[0], URL)
+        page, truth = _bench_page(
+            shared_dir, "042bb7b5fedab6eac7db576522b89b93904c237d344bcbe14a6a5ab7f7335856"
+        )
+        extract_article(page, truth["url"])
+    finally:
+        recording[0] = False
+    assert calls == []
+
+
+def test_cli_extract_reads_gzip_and_stdin_pages(seed_page, tmp_path, capsys, monkeypatch):
+    page_path = tmp_path / "seed.html.gz"
+    page_path.write_bytes(gzip.compress(seed_page[0].encode("utf-8")))
+    assert wirestream(["extract", str(page_path), "--url", URL, "--no-entities"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    record = json.loads(line)
+    assert record["url"] == URL and record["authors"] == ["Sarah Lazare"]
+    assert record["published_at"].startswith("2015-03-25")
+    assert "Share This Article" not in record["body"] and record["body_normalized"]

@@ -1,0 +1,163 @@
+"""Ingestion health: how many items each stage handled, per source, per time window.
+
+Every stage's output and every dead letter is tapped and reduced to a ``StageKey``
+(stage, source, publisher, and for failures the failed stage and reason), stamped
+with the wall-clock time it passed the tap, counted in fixed windows with
+``CombinePerKey``, and written as one document per (window, key) with a deterministic
+``_id`` to the stats index, through the same bulk writer as the articles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+from apache_beam.transforms import window
+
+from pipeline.config import ElasticsearchSettings, FeedSpec
+from transforms.article import Article, Failure, FeedItem, Page
+from transforms.sinks import BulkIndexDoFn, IndexedDoc
+from transforms.urls import source_domain
+
+STAGES = ("polled", "fetched", "extracted", "indexed", "failed")
+
+
+class StageKey(NamedTuple):
+    """What one counted element was: a stage's output, or a failure and its reason."""
+
+    stage: str
+    source: str
+    publisher: str = ""
+    failed_stage: str = ""
+    reason: str = ""
+
+
+def polled_key(item: FeedItem) -> StageKey:
+    """Return the key of an item read from a feed."""
+    return StageKey("polled", source_domain(item.url), item.publisher)
+
+
+def fetched_key(page: Page) -> StageKey:
+    """Return the key of a downloaded page (source of the item URL, as fetch failures use)."""
+    return StageKey("fetched", source_domain(page.item.url), page.item.publisher)
+
+
+def extracted_key(article: Article) -> StageKey:
+    """Return the key of an extracted article (source of its canonical URL)."""
+    return StageKey("extracted", article.source, article.publisher)
+
+
+def indexed_key(doc: IndexedDoc) -> StageKey:
+    """Return the key of a document Elasticsearch accepted."""
+    return StageKey("indexed", doc.source or "", doc.publisher or "")
+
+
+def failed_key(failure: Failure, publishers: Mapping[str, str]) -> StageKey:
+    """Return the key of a dead letter; ``publishers`` maps feed URLs to feed names."""
+    source = publisher = None
+    if failure.payload:  # index failures carry the document
+        document = failure.payload.get("_source") or {}
+        source, publisher = document.get("source"), document.get("publisher")
+    return StageKey(
+        "failed",
+        source or source_domain(failure.url),
+        publisher or publishers.get(failure.url, ""),
+        failure.stage,
+        failure.reason,
+    )
+
+
+def stats_id(key: StageKey, window_start: datetime) -> str:
+    """Return the ``_id`` of a window's count: the same window and key give the same id."""
+    text = "|".join((window_start.isoformat(), *key))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def stats_action(
+    key: StageKey, count: int, start: datetime, end: datetime, index: str
+) -> dict[str, Any]:
+    """Return the bulk ``index`` action of one (window, key) count."""
+    document = {
+        "@timestamp": start.isoformat(),
+        "window_end": end.isoformat(),
+        "window_seconds": (end - start).total_seconds(),
+        **{field: value or None for field, value in key._asdict().items()},
+        "count": count,
+    }
+    return {"_op_type": "index", "_index": index, "_id": stats_id(key, start), "_source": document}
+
+
+def _utc(timestamp) -> datetime:
+    return datetime.fromtimestamp(float(timestamp), tz=timezone.utc)
+
+
+class ToStatsActionDoFn(beam.DoFn):
+    """(StageKey, count) in a window -> the bulk action of that window's count."""
+
+    def __init__(self, index: str) -> None:
+        self.index = index
+
+    def process(self, keyed_count, win=beam.DoFn.WindowParam):
+        key, count = keyed_count
+        yield stats_action(StageKey(*key), count, _utc(win.start), _utc(win.end), self.index)
+
+
+class WriteIngestionHealth(beam.PTransform):
+    """{stage: PCollection} -> dead letters of the stats writes (in the global window).
+
+    ``stage`` is one of ``STAGES``: FeedItems for polled, Pages for fetched, Articles for
+    extracted, IndexedDocs for indexed, Failures for failed.
+    """
+
+    def __init__(
+        self,
+        es: ElasticsearchSettings,
+        index: str,
+        window_seconds: float,
+        feeds: list[FeedSpec] | None = None,
+    ) -> None:
+        super().__init__()
+        self.es = es
+        self.index = index
+        self.window_seconds = window_seconds
+        self.publishers = {feed.url: feed.name for feed in feeds or []}
+
+    def _keyer(self, stage: str) -> Callable[[Any], StageKey]:
+        if stage == "failed":
+            publishers = self.publishers
+            return lambda failure: failed_key(failure, publishers)
+        return {
+            "polled": polled_key,
+            "fetched": fetched_key,
+            "extracted": extracted_key,
+            "indexed": indexed_key,
+        }[stage]
+
+    def expand(self, taps: dict[str, beam.PCollection]):
+        unknown = set(taps) - set(STAGES)
+        if unknown:
+            raise ValueError(f"unknown stages {sorted(unknown)}; expected some of {STAGES}")
+        keys = [
+            taps[stage] | f"Key {stage}" >> beam.Map(self._keyer(stage))
+            for stage in STAGES
+            if stage in taps
+        ]
+        return (
+            keys
+            | "AllStages" >> beam.Flatten()
+            # counted when they pass the tap: upstream timestamps are poll ticks or batch flushes
+            | "StampNow" >> beam.Map(lambda key: window.TimestampedValue(tuple(key), time.time()))
+            | "Window" >> beam.WindowInto(window.FixedWindows(self.window_seconds))
+            | "CountPerKey" >> beam.combiners.Count.PerElement()
+            | "ToAction" >> beam.ParDo(ToStatsActionDoFn(self.index))
+            | "OneBatchPerWindow" >> beam.Map(lambda action: (0, action))
+            | "Batch" >> beam.GroupByKey()
+            | "Bulk"
+            >> beam.ParDo(BulkIndexDoFn(self.es, "wirestream.stats")).with_outputs(
+                "dead_letter", main="indexed"
+            )
+        ).dead_letter | "GlobalWindow" >> beam.WindowInto(window.GlobalWindows())
