@@ -35,6 +35,8 @@ from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 from pipeline.config import EnrichSettings  # noqa: E402
 from transforms.article import Article  # noqa: E402
 from transforms.enrich import ENTITY_TYPES, TagEntities, load_model, tag_entities  # noqa: E402
+from transforms.gazetteer import load_gazetteer  # noqa: E402
+from transforms.geocode import geocode_article  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 
@@ -131,6 +133,7 @@ def report() -> None:
     """Print entities per type on the seeds, and quality per type on the hand-checked set."""
     settings = EnrichSettings()
     nlp = load_model(settings.spacy_model)
+    gazetteer = load_gazetteer(settings.gazetteer_path, settings.gazetteer_min_population)
     seeds = [as_article(p.name, p.read_text()) for p in sorted((SHARED / "seeds").glob("*.txt"))]
     print("| seed | words | " + " | ".join(ENTITY_TYPES) + " |")
     print("|---|---|" + "---|" * len(ENTITY_TYPES))
@@ -141,6 +144,9 @@ def report() -> None:
         print(f"| {article.url} | {len(article.body.split())} | {cells} |")
         for kind in ENTITY_TYPES:
             print(f"|  | {kind} | {', '.join(article.entities.get(kind, []))} |")
+        located = geocode_article(gazetteer, article)
+        points = len(located.locations)
+        print(f"|  | countries | {', '.join(located.countries)} ({points} points) |")
 
     from tests.test_enrich import CORE_TYPES, quality_counts
 

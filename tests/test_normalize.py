@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -214,7 +213,7 @@ def test_tokenize_is_the_token_list_without_line_logic() -> None:
     assert tokenize("") == []
 
 
-# --- Totality and linear time ---------------------------------------------------------
+# --- Totality ---------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -250,12 +249,10 @@ PATHOLOGICAL = {
 
 
 @pytest.mark.parametrize("name", sorted(PATHOLOGICAL))
-def test_pathological_inputs_take_linear_time(name: str) -> None:
-    raw = PATHOLOGICAL[name]
-    start = time.perf_counter()
-    out = normalize_text(raw)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"{name}: {elapsed:.2f}s for {len(raw)} chars"
+def test_pathological_inputs_are_total(name: str) -> None:
+    # Linear time is measured in bench/normalize.py; here: a result in the format.
+    out = normalize_text(PATHOLOGICAL[name])
+    assert_format(out)
     assert normalize_text(out) == out
 
 

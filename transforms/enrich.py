@@ -59,8 +59,8 @@ TITLES: tuple[tuple[str, ...], ...] = tuple(
                 "maj.", "capt.", "sgt.", "adm.", "cmdr.", "commander", "mr.", "mrs.", "ms.",
                 "mr", "mrs", "ms", "dr.", "dr", "prof.", "professor", "sen.", "senator",
                 "rep.", "gov.", "governor", "mayor", "judge", "justice", "king", "queen",
-                "prince", "princess", "sheikh", "ayatollah", "pope", "sir", "lord", "lady",
-                "rev.", "reverend", "pres.", "chairman", "chief", "ceo", "leader",
+                "prince", "princess", "sheikh", "sheik", "ayatollah", "pope", "sir", "lord",
+                "lady", "rev.", "reverend", "pres.", "chairman", "chief", "ceo", "leader",
             )
         ),
         key=len,
