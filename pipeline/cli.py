@@ -172,9 +172,12 @@ def cmd_es(args: argparse.Namespace, _beam_args: list[str]) -> int:
 def cmd_setup(_args: argparse.Namespace, _beam_args: list[str]) -> int:
     from pipeline import local_es
     from pipeline.runners import build_prism
+    from transforms.gazetteer import default_path, write_gazetteer
 
     print(f"Prism: {build_prism()}")
     print(f"Elasticsearch: {local_es.fetch()}")
+    gazetteer = default_path()
+    print(f"Gazetteer: {gazetteer if gazetteer.exists() else write_gazetteer(gazetteer)}")
     return 0
 
 
@@ -341,7 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--port", type=int, default=9200)
     es.set_defaults(func=cmd_es)
 
-    setup = sub.add_parser("setup", help="build Prism and fetch Elasticsearch into the cache")
+    setup = sub.add_parser(
+        "setup", help="build Prism, fetch Elasticsearch, build the gazetteer (into the cache)"
+    )
     setup.set_defaults(func=cmd_setup)
 
     norm = sub.add_parser("normalize", help="print FILE (or stdin) in the normalised format")
