@@ -2,8 +2,8 @@
 
 Every stage's output and every dead letter is tapped and reduced to a ``StageKey``
 (stage, source, publisher, and for failures the failed stage and reason), stamped
-with the wall-clock time it passed the tap, counted in fixed windows with
-``CombinePerKey``, and written as one document per (window, key) with a deterministic
+with the wall-clock window it passed the tap in, counted in keyed state (so no
+count is ever late data), and written as one document per (window, key) with a deterministic
 ``_id`` to the stats index, through the same bulk writer as the articles.
 """
 
@@ -16,7 +16,18 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 import apache_beam as beam
+from apache_beam.coders import BooleanCoder, VarIntCoder
 from apache_beam.transforms import window
+from apache_beam.transforms.combiners import CountCombineFn
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import (
+    CombiningValueStateSpec,
+    ReadModifyWriteStateSpec,
+    TimerSpec,
+    on_timer,
+)
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from pipeline.config import ElasticsearchSettings, FeedSpec
 from transforms.article import Article, Failure, FeedItem, Page
@@ -95,15 +106,57 @@ def _utc(timestamp) -> datetime:
     return datetime.fromtimestamp(float(timestamp), tz=timezone.utc)
 
 
-class ToStatsActionDoFn(beam.DoFn):
-    """(StageKey, count) in a window -> the bulk action of that window's count."""
+class CountPerWindowDoFn(beam.DoFn):
+    """((window start, StageKey), _) -> (window start, StageKey, running count), in the
+    global window.
 
-    def __init__(self, index: str) -> None:
-        self.index = index
+    Counting happens in keyed state rather than in event-time windows: the wall-clock
+    window an element falls in is part of the key, so nothing is ever late (event-time
+    windows would drop the last writes of a run as late data). The running total is
+    emitted at most once per ``flush_seconds`` and when the input ends; each emission
+    overwrites the document of that (window, key), so the last one wins with the total.
+    """
 
-    def process(self, keyed_count, win=beam.DoFn.WindowParam):
-        key, count = keyed_count
-        yield stats_action(StageKey(*key), count, _utc(win.start), _utc(win.end), self.index)
+    COUNT = CombiningValueStateSpec("count", VarIntCoder(), CountCombineFn())
+    PENDING = ReadModifyWriteStateSpec("pending", BooleanCoder())
+    FLUSH = TimerSpec("flush", TimeDomain.REAL_TIME)
+    END = TimerSpec("end", TimeDomain.WATERMARK)
+
+    def __init__(self, flush_seconds: float) -> None:
+        self.flush_seconds = flush_seconds
+
+    def process(
+        self,
+        element,
+        count=beam.DoFn.StateParam(COUNT),
+        pending=beam.DoFn.StateParam(PENDING),
+        flush=beam.DoFn.TimerParam(FLUSH),
+        end=beam.DoFn.TimerParam(END),
+    ):
+        count.add(1)
+        if not pending.read():
+            pending.write(True)
+            flush.set(Timestamp.now() + Duration(self.flush_seconds))
+            end.set(GlobalWindow().max_timestamp())
+
+    @on_timer(FLUSH)
+    def on_flush(
+        self,
+        key=beam.DoFn.KeyParam,
+        count=beam.DoFn.StateParam(COUNT),
+        pending=beam.DoFn.StateParam(PENDING),
+    ):
+        pending.clear()
+        yield (*key, count.read())
+
+    @on_timer(END)
+    def on_end(self, key=beam.DoFn.KeyParam, count=beam.DoFn.StateParam(COUNT)):
+        yield (*key, count.read())
+
+
+def window_start(now: float, width: float) -> float:
+    """Return the start (epoch seconds) of the ``width``-second window holding ``now``."""
+    return now - (now % width)
 
 
 class WriteIngestionHealth(beam.PTransform):
@@ -141,6 +194,7 @@ class WriteIngestionHealth(beam.PTransform):
         unknown = set(taps) - set(STAGES)
         if unknown:
             raise ValueError(f"unknown stages {sorted(unknown)}; expected some of {STAGES}")
+        width, index = self.window_seconds, self.index
         keys = [
             taps[stage] | f"Key {stage}" >> beam.Map(self._keyer(stage))
             for stage in STAGES
@@ -149,15 +203,21 @@ class WriteIngestionHealth(beam.PTransform):
         return (
             keys
             | "AllStages" >> beam.Flatten()
-            # counted when they pass the tap: upstream timestamps are poll ticks or batch flushes
-            | "StampNow" >> beam.Map(lambda key: window.TimestampedValue(tuple(key), time.time()))
-            | "Window" >> beam.WindowInto(window.FixedWindows(self.window_seconds))
-            | "CountPerKey" >> beam.combiners.Count.PerElement()
-            | "ToAction" >> beam.ParDo(ToStatsActionDoFn(self.index))
-            | "OneBatchPerWindow" >> beam.Map(lambda action: (0, action))
-            | "Batch" >> beam.GroupByKey()
+            # Counted in wall-clock windows kept in keyed state: see CountPerWindowDoFn.
+            | "InGlobalWindow" >> beam.WindowInto(window.GlobalWindows())
+            | "KeyByWindow"
+            >> beam.Map(lambda key: ((window_start(time.time(), width), tuple(key)), 1))
+            | "CountPerKey" >> beam.ParDo(CountPerWindowDoFn(flush_seconds=width))
+            | "ToAction"
+            >> beam.MapTuple(
+                lambda start, key, count: stats_action(
+                    StageKey(*key), count, _utc(start), _utc(start + width), index
+                )
+            )
+            | "OneWriterKey" >> beam.Map(lambda action: (0, action))
+            | "Batch" >> beam.GroupIntoBatches(500, max_buffering_duration_secs=width)
             | "Bulk"
             >> beam.ParDo(BulkIndexDoFn(self.es, "wirestream.stats")).with_outputs(
                 "dead_letter", main="indexed"
             )
-        ).dead_letter | "GlobalWindow" >> beam.WindowInto(window.GlobalWindows())
+        ).dead_letter
