@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from pipeline.config import REPO_ROOT, ConfigError, Settings, load_settings
@@ -391,6 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _drop_import_noise(record: logging.LogRecord) -> bool:
+    # Beam logs this on the root logger when optional GCP libraries are absent.
+    return not record.getMessage().startswith("apitools not found")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
@@ -403,13 +409,21 @@ def main(argv: list[str] | None = None) -> int:
     for ours in ("wirestream", "pipeline", "transforms"):
         logging.getLogger(ours).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not args.verbose:  # Beam's runner chatter; our own warnings stay visible
-        logging.getLogger("PrismRunner").setLevel(logging.ERROR)
-        logging.getLogger("elastic_transport").setLevel(logging.ERROR)
+        for name in ("PrismRunner", "elastic_transport", "apache_beam"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger().handlers[0].addFilter(_drop_import_noise)
+        warnings.filterwarnings("ignore", message="nltk is not installed")
+    from pipeline.local_es import LocalElasticsearchError
+    from pipeline.runners import RunnerError
+
     try:
         return args.func(args, beam_args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (LocalElasticsearchError, RunnerError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
