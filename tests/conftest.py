@@ -63,8 +63,8 @@ def es_settings(es_client, tmp_path) -> Settings:
     names = list(es_client.indices.get(index=f"{prefix}-*", allow_no_indices=True))
     if names:
         es_client.indices.delete(index=",".join(names))
-    es_client.indices.delete_index_template(
-        name=template_name(settings.elasticsearch), ignore=[404]
+    es_client.options(ignore_status=404).indices.delete_index_template(
+        name=template_name(settings.elasticsearch)
     )
 
 

@@ -52,7 +52,7 @@ class ParsedFeed:
 
 def _entry_time(entry: feedparser.FeedParserDict) -> datetime | None:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(key)
+        value = dict.get(entry, key)  # plain lookup: no feedparser updated/published aliasing
         if value:
             return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
     return None
