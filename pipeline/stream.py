@@ -46,7 +46,7 @@ def build_stream(pipeline: beam.Pipeline, settings: Settings, duration: float | 
         articles.dead_letter,
         written.dead_letter,
     ) | "AllFailures" >> beam.Flatten()
-    if settings.stats.enabled:  # per-source counts of every stage, in fixed windows
+    if settings.stats.enabled:  # per-source counts of every stage, per time window
         health = {
             "polled": polled["items"],
             "fetched": pages.pages,
