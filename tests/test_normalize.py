@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -366,3 +368,23 @@ def test_gum_news_token_agreement() -> None:
     assert total == 17182
     assert equal / total >= GUM_AGREEMENT_MIN
     assert equal / (total - documented) >= GUM_AGREEMENT_OUTSIDE_DOCUMENTED_MIN
+
+
+# --- Command line ---------------------------------------------------------------------
+
+
+def test_cli_normalizes_a_file_and_stdin() -> None:
+    seed002 = seed("002")
+    command = [sys.executable, "-m", "pipeline.cli", "normalize"]
+    from_file = subprocess.run(
+        [*command, str(seed002)], cwd=REPO_ROOT, capture_output=True, check=True
+    )
+    assert from_file.stdout.decode("utf-8") == read(seed002) + "\n"
+    from_stdin = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        input="Iran-backed fighters' “revenge”.".encode(),
+        capture_output=True,
+        check=True,
+    )
+    assert from_stdin.stdout.decode("utf-8") == 'iran - backed fighters \' " revenge " .\n'
