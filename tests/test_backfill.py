@@ -120,3 +120,37 @@ def test_backfill_every_source_killed_then_rerun(
     seed = docs["archive://seeds/002_7f41fef35e9117f7.txt"]
     assert seed["body_normalized"].endswith(" .") and seed["source"] == "seeds"
     assert all(d["body_normalized"] and d["title"] for d in docs.values())
+
+
+def test_backfill_filters_by_date_and_source(es_client, es_settings, shared_dir, tmp_path):
+    from datetime import datetime, timezone
+
+    from tests.test_sources import page_bytes, page_url
+    from transforms.extract import extract_article
+    from transforms.fetch import decode_html
+
+    build_warc(tmp_path / "archive.warc.gz", duplicate=False)
+    since = datetime(2026, 3, 12, tzinfo=timezone.utc)
+    until = datetime(2026, 3, 16, tzinfo=timezone.utc)
+    # what the filter should keep, from the same plain functions the pipeline uses
+    published = {
+        page_url(p): extract_article(decode_html(page_bytes(p)), page_url(p)).published_at
+        for p in PAGES
+    }
+    expected = {url for url, when in published.items() if when and since <= when < until}
+    assert 0 < len(expected) < len(PAGES)
+
+    proc = _backfill(
+        _profile(tmp_path, es_settings),
+        [str(tmp_path / "archive.warc.gz"), str(shared_dir / "seeds"),
+         "--since", "2026-03-12", "--until", "2026-03-16", "--source", "news.example"],
+    )  # fmt: skip
+    out, _ = proc.communicate(timeout=400)
+    assert proc.returncode == 0, out
+    alias = es_settings.elasticsearch.alias
+    es_client.indices.refresh(index=alias)
+    hits = es_client.search(index=alias, size=100, query={"match_all": {}})["hits"]["hits"]
+    assert {h["_source"]["canonical_url"] for h in hits} == expected
+    # the seeds are another source and undated; the other pages fall outside the dates
+    assert re.search(r"other_source 3|undated 3", out), out
+    assert re.search(r"(before_since|after_until) \d+", out), out
