@@ -82,7 +82,54 @@ def run_stream(settings: Settings, beam_args: list[str], duration: float | None)
         )
     prepare_index(settings)
     grace = settings.elasticsearch.max_wait_seconds + settings.fetch.timeout + 5
-    return run_supervised(start_stream(settings, beam_args, duration), grace)
+    with StreamProgress(settings, duration) as progress:
+        return run_supervised(start_stream(settings, beam_args, duration), grace, progress.tick)
+
+
+class StreamProgress:
+    """A progress bar for a streaming run: seconds elapsed (of the duration, if any) and
+    documents in the index, read from Elasticsearch every few seconds. Shown only on a
+    terminal."""
+
+    def __init__(self, settings: Settings, duration: float | None, every: float = 3.0) -> None:
+        from tqdm import tqdm
+
+        self.settings, self.every = settings, every
+        self.bar = tqdm(
+            total=int(duration) if duration else None,
+            desc="streaming",
+            unit="s",
+            bar_format="{desc}: {n_fmt}/{total_fmt}s |{bar}|" if duration else "{desc}: {n_fmt}s",
+            disable=None,  # off when stdout is not a terminal (logs, CI)
+        )
+        self.started = self.last = time.monotonic()
+        self.client = None
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        elapsed = int(now - self.started)
+        target = min(elapsed, self.bar.total) if self.bar.total else elapsed
+        self.bar.update(target - self.bar.n)
+        if self.bar.disable or now - self.last < self.every:
+            return
+        self.last = now
+        try:
+            if self.client is None:
+                from pipeline.elastic import make_client
+
+                self.client = make_client(self.settings.elasticsearch)
+            count = self.client.count(index=self.settings.elasticsearch.alias)["count"]
+            self.bar.set_description_str(f"streaming, {count} documents in the index")
+        except Exception:  # the bar is informative only; the run reports errors itself
+            self.bar.set_description_str("streaming, index not reachable")
+
+    def __enter__(self) -> StreamProgress:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.bar.close()
+        if self.client is not None:
+            self.client.close()
 
 
 def print_summary(settings: Settings) -> None:

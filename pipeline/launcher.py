@@ -109,8 +109,13 @@ def _stop_descendants(timeout: float = 15) -> None:
     log.warning("runner processes still running after %.0fs", timeout)
 
 
-def run_supervised(run: Callable[[], object], grace: float) -> int:
-    """Run ``run()`` (starts a job, returns its result) in a child; return the exit code."""
+def run_supervised(
+    run: Callable[[], object], grace: float, on_tick: Callable[[], None] | None = None
+) -> int:
+    """Run ``run()`` (starts a job, returns its result) in a child; return the exit code.
+
+    ``on_tick`` is called about once a second while the child runs (progress display).
+    """
     context = multiprocessing.get_context("fork")
     child = context.Process(target=_child, args=(run, grace), name="wirestream-pipeline")
     child.start()
@@ -132,7 +137,10 @@ def run_supervised(run: Callable[[], object], grace: float) -> int:
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        child.join()
+        while child.is_alive():
+            child.join(timeout=1.0)
+            if on_tick is not None and child.is_alive():
+                on_tick()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

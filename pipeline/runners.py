@@ -61,6 +61,7 @@ def prism_args(streaming: bool) -> list[str]:
         "--runner=PrismRunner",
         f"--prism_location={binary}",
         "--environment_type=LOOPBACK",
+        "--prism_log_level=error",  # its info/warn lines are job bookkeeping, not ours
     ]
     return args + (["--streaming"] if streaming else [])
 
