@@ -234,8 +234,6 @@ def live_results(es_client, tmp_path_factory):
 @pytest.mark.parametrize("label", SEARCH_LABELS + PANELS)
 def test_panel_returns_buckets_on_pipeline_data(live_results, label):
     result = live_results[label]
-    if result.status == "pending" and label == "Places / Places mentioned":
-        pytest.xfail(f"entity geocoding has not landed: {result.detail}")
     assert result.status == "ok", f"{label}: {result.status}: {result.detail}"
     assert result.buckets > 0
 
