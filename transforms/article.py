@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,3 +91,12 @@ class Failure:
     url: str
     detail: str = ""
     payload: dict[str, Any] | None = None
+
+
+def dead_letter(failure: Failure, level: int = logging.WARNING) -> beam.pvalue.TaggedOutput:
+    """Log and count ``failure`` (per stage and reason) and return it for the
+    ``dead_letter`` output, where every stage sends what it could not handle."""
+    Metrics.counter(f"wirestream.{failure.stage}_failed", failure.reason).inc()
+    detail = failure.detail if failure.url in failure.detail else f"{failure.url}: {failure.detail}"
+    log.log(level, "%s failed (%s): %s", failure.stage, failure.reason, detail)
+    return beam.pvalue.TaggedOutput("dead_letter", failure)

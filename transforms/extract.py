@@ -13,7 +13,6 @@ Neither extractor touches the network: newspaper's image fetching is off.
 from __future__ import annotations
 
 import functools
-import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,10 +24,8 @@ from apache_beam.metrics import Metrics
 from newspaper import Article as NewspaperArticle
 from newspaper.configuration import Configuration
 
-from transforms.article import Article, Failure, FeedItem, Page
+from transforms.article import Article, Failure, FeedItem, Page, dead_letter
 from transforms.urls import canonicalize_url, source_domain
-
-log = logging.getLogger(__name__)
 
 MIN_BODY_CHARS = 200
 FALLBACK_RATIO = 0.95
@@ -201,11 +198,7 @@ class ExtractArticleDoFn(beam.DoFn):
             article = extract_article(page.html, page.final_url, page.fetched_at, page.item)
         except ExtractError as exc:
             self.failed.inc()
-            Metrics.counter("wirestream.extract_failed", exc.reason).inc()
-            log.warning("extract failed (%s): %s", exc.reason, exc)
-            yield beam.pvalue.TaggedOutput(
-                "dead_letter", Failure("extract", exc.reason, page.url, str(exc))
-            )
+            yield dead_letter(Failure("extract", exc.reason, page.url, str(exc)))
             return
         self.extracted.inc()
         Metrics.counter("wirestream.extracted_by", article.extractor).inc()

@@ -31,7 +31,7 @@ from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration, Timestamp
 
 from pipeline.config import FeedSpec, FetchSettings
 from pipeline.launcher import DRAINING
-from transforms.article import Failure, FeedItem
+from transforms.article import Failure, FeedItem, dead_letter
 from transforms.fetch import FetchError, fetch_url, make_session
 from transforms.urls import canonicalize_url
 
@@ -173,10 +173,7 @@ class PollFeedDoFn(beam.DoFn):
             result = poll_feed(self.session, feed, self.settings, validators)
         except FetchError as exc:
             self.failed.inc()
-            log.warning("feed %s failed (%s): %s", url, exc.reason, exc)
-            yield beam.pvalue.TaggedOutput(
-                "dead_letter", Failure("poll", exc.reason, url, str(exc))
-            )
+            yield dead_letter(Failure("poll", exc.reason, url, str(exc)))
             return
         self.polled.inc()
         if result is None:

@@ -11,7 +11,6 @@ pages are fetched only where robots.txt allows (``transforms.robots``).
 from __future__ import annotations
 
 import ipaddress
-import logging
 import re
 import socket
 from dataclasses import dataclass, field
@@ -27,11 +26,9 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTime
 from urllib3.util.retry import Retry
 
 from pipeline.config import FetchSettings
-from transforms.article import Failure, FeedItem, Page
+from transforms.article import Failure, FeedItem, Page, dead_letter
 from transforms.politeness import gate_for
 from transforms.robots import RobotsCache
-
-log = logging.getLogger(__name__)
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{2,40})""", re.I)
@@ -253,11 +250,7 @@ class FetchPageDoFn(beam.DoFn):
             page = fetch_page(self.session, item, self.settings, self.robots)
         except FetchError as exc:
             self.failed.inc()
-            Metrics.counter("wirestream.fetch_failed", exc.reason).inc()
-            log.warning("fetch failed (%s): %s", exc.reason, exc)
-            yield beam.pvalue.TaggedOutput(
-                "dead_letter", Failure("fetch", exc.reason, item.url, str(exc))
-            )
+            yield dead_letter(Failure("fetch", exc.reason, item.url, str(exc)))
             return
         self.fetched.inc()
         yield page

@@ -24,7 +24,7 @@ from apache_beam.metrics import Metrics
 from elasticsearch import TransportError, helpers
 
 from pipeline.config import ElasticsearchSettings
-from transforms.article import Article, Failure
+from transforms.article import Article, Failure, dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +185,7 @@ class BulkIndexDoFn(beam.DoFn):
         for action, reason, detail in failed:
             self.failed.inc()
             url = action["_source"].get("canonical_url", "")
-            log.error("could not index %s (%s): %s", url, reason, detail)
-            yield beam.pvalue.TaggedOutput(
-                "dead_letter", Failure("index", reason, url, detail, payload=action)
-            )
+            yield dead_letter(Failure("index", reason, url, detail, payload=action), logging.ERROR)
 
     def teardown(self) -> None:
         self.client.close()
