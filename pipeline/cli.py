@@ -25,6 +25,11 @@ def _es_overrides(args: argparse.Namespace) -> dict:
     }
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    """Return the profile's settings with the command line's Elasticsearch flags applied."""
+    return load_settings(args.config).with_overrides(elasticsearch=_es_overrides(args))
+
+
 def _add_es_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Elasticsearch")
     group.add_argument("--es-url", help="cluster URL (default from the profile, else local node)")
@@ -154,7 +159,7 @@ def print_summary(settings: Settings) -> None:
 
 
 def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    settings = load_settings(args.config).with_overrides(elasticsearch=_es_overrides(args))
+    settings = _settings(args)
     code = run_stream(settings, beam_args, args.duration)
     if code == 0:
         print_summary(settings)
@@ -251,7 +256,7 @@ def cmd_replay(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from pipeline.elastic import make_client
     from transforms.sinks import bulk_index, read_dead_letters
 
-    settings = load_settings(args.config).with_overrides(elasticsearch=_es_overrides(args))
+    settings = _settings(args)
     records = read_dead_letters(args.files)
     actions = [r["payload"] for r in records if r.get("stage") == "index" and r.get("payload")]
     others = [r for r in records if r.get("stage") != "index"]
@@ -268,7 +273,7 @@ def cmd_replay(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def cmd_summary(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    print_summary(load_settings(args.config).with_overrides(elasticsearch=_es_overrides(args)))
+    print_summary(_settings(args))
     return 0
 
 
@@ -276,7 +281,7 @@ def _kibana_names(args: argparse.Namespace):
     from pipeline.elastic import stats_index_name
     from pipeline.kibana import DEFAULT_ENTITY, Names
 
-    settings = load_settings(args.config).with_overrides(elasticsearch=_es_overrides(args))
+    settings = _settings(args)
     es = settings.elasticsearch
     return Names(es.alias, stats_index_name(es, settings.stats), args.entity or DEFAULT_ENTITY)
 
@@ -322,7 +327,7 @@ def _kibana_check(args: argparse.Namespace, names) -> int:
 
     path = Path(args.file or BUNDLE)
     objects = read_ndjson(path)
-    settings = load_settings(args.config).with_overrides(elasticsearch=_es_overrides(args))
+    settings = _settings(args)
     client = None if args.offline else make_client(settings.elasticsearch)
     results = check_all(objects, client, names)
     for result in results:
