@@ -1,10 +1,14 @@
 """The backfill pipeline, top to bottom: read archives (WARC, saved feeds, URL lists,
-text folders) -> fetch what only has a URL -> extract -> filter -> one article per
-canonical URL -> normalise -> tag entities -> write to Elasticsearch; every
-stage's failures go to one dead-letter sink, counted by reason.
+text folders) -> fetch what only has a URL -> skip what is already indexed -> extract
+-> filter -> normalise -> tag entities -> write to Elasticsearch; every stage's
+failures go to one dead-letter sink, counted by reason.
 
-Documents are keyed by the canonical URL's hash and written with ``index``, so
-re-running a backfill, or killing and restarting it, leaves one document per article.
+No step between reading a record and writing its document groups or shuffles, so
+documents reach Elasticsearch as they are enriched and a worker holds a bounded
+number of pages at once, whatever the input's size. Documents are keyed by the
+canonical URL's hash and written with the copy's crawl time as external version:
+re-running a backfill, or killing and restarting it, leaves one document per
+article (the latest crawl), and a restart skips inputs already indexed.
 """
 
 from __future__ import annotations
@@ -25,12 +29,8 @@ from transforms.normalize import NormalizeArticles
 from transforms.sinks import WriteDeadLetters, WriteToElasticsearch
 from transforms.sources import saved_feeds, text, url_lists
 from transforms.sources.files import ReadFiles
-from transforms.sources.selection import (
-    FilterArticles,
-    FilterBySource,
-    KeepOnePerArticle,
-    KeepOnePerUrl,
-)
+from transforms.sources.resume import SkipIndexed
+from transforms.sources.selection import FilterArticles, FilterBySource, KeepOnePerUrl
 from transforms.sources.warc import ReadWarcPages, is_warc_path
 
 KINDS = ("warc", "feeds", "urls", "text")
@@ -107,6 +107,9 @@ def build_backfill(pipeline: beam.Pipeline, settings: Settings, sources: list[So
     options = settings.backfill
     items, pages, articles, failures = [], [], [], []
 
+    def skip_indexed(label: str):
+        return label >> SkipIndexed(settings.elasticsearch, options.resume, options.resume_batch)
+
     warc = [s.pattern for s in sources if s.kind == "warc"]
     if warc:
         read = pipeline | "ReadWarc" >> ReadWarcPages(warc, options.warc_block_bytes)
@@ -134,17 +137,19 @@ def build_backfill(pipeline: beam.Pipeline, settings: Settings, sources: list[So
         (*pages, fetched.pages)
         | "AllPages" >> beam.Flatten()
         | "PagesOfSource" >> FilterBySource(options.sources)
+        | skip_indexed("SkipIndexedPages")
         | "ExtractArticles" >> ExtractArticles()
     )
+    ready = [a | skip_indexed(f"SkipIndexedArticles{i}") for i, a in enumerate(articles)]
     written = (
-        (*articles, extracted.articles)
+        (*ready, extracted.articles)
         | "AllArticles" >> beam.Flatten()
         | "CountExtracted" >> beam.Map(count_as, "extracted")
         | "Filter" >> FilterArticles(options)
-        | "OncePerArticle" >> KeepOnePerArticle()
         | "NormalizeText" >> NormalizeArticles()
         | "TagEntities" >> TagEntities(settings.enrich)
-        | "WriteToElasticsearch" >> WriteToElasticsearch(settings.elasticsearch)
+        | "WriteToElasticsearch"
+        >> WriteToElasticsearch(settings.elasticsearch, versioned=True, emit_indexed=False)
     )
     (
         (*failures, fetched.dead_letter, extracted.dead_letter, written.dead_letter)
@@ -197,17 +202,25 @@ def job_counters(result, committed: bool = False) -> dict[tuple[str, str], int]:
     return dict(totals)
 
 
+class ReconciliationError(RuntimeError):
+    """Documents entered the sink but were neither acknowledged nor dead-lettered."""
+
+
 def summarize(counters: dict[tuple[str, str], int]) -> dict:
     """Return the run's summary: read, extracted, indexed, duplicates, skipped and failed
-    by reason, and ``done`` (inputs that reached one of those ends)."""
+    by reason, ``done`` (inputs that reached one of those ends), and the sink's
+    reconciliation: documents that entered it against those Elasticsearch acknowledged,
+    found superseded and those written as dead letters (``gap`` is what is left)."""
 
     def by_reason(namespace: str) -> dict[str, int]:
         return dict(sorted((n, v) for (ns, n), v in counters.items() if ns == namespace and v))
 
-    summary = {
-        name: counters.get(("wirestream", name), 0)
-        for name in ("read", "extracted", "indexed", "duplicates")
-    }
+    def count(name: str, namespace: str = "wirestream") -> int:
+        return counters.get((namespace, name), 0)
+
+    superseded = count("index_superseded")
+    summary = {name: count(name) for name in ("read", "extracted", "indexed")}
+    summary["duplicates"] = count("duplicates") + superseded
     summary["skipped"] = by_reason("wirestream.skipped")
     summary["failed"] = by_reason("wirestream.failed")
     summary["done"] = (
@@ -216,12 +229,22 @@ def summarize(counters: dict[tuple[str, str], int]) -> dict:
         + sum(summary["skipped"].values())
         + sum(summary["failed"].values())
     )
+    sink = {
+        "entered": count("to_index"),
+        "acknowledged": summary["indexed"],
+        "superseded": superseded,
+        "dead_lettered": count("index", "wirestream.dead_letters"),
+    }
+    sink["gap"] = sink["entered"] - sink["acknowledged"] - sink["superseded"]
+    sink["gap"] -= sink["dead_lettered"]
+    summary["sink"] = sink
     return summary
 
 
 def format_summary(summary: dict, seconds: float) -> str:
     """Return the summary as the lines printed at the end of a backfill."""
     rate = summary["indexed"] / seconds if seconds > 0 else 0.0
+    sink = summary["sink"]
     lines = [
         f"backfill finished in {seconds:.1f}s ({rate:.1f} documents/s indexed)",
         f"  read {summary['read']}, extracted {summary['extracted']}, "
@@ -232,6 +255,12 @@ def format_summary(summary: dict, seconds: float) -> str:
         if reasons:
             detail = ", ".join(f"{reason} {count}" for reason, count in reasons.items())
             lines.append(f"  {label} {sum(reasons.values())}: {detail}")
+    lines.append(
+        f"  sink: {sink['entered']} entered = {sink['acknowledged']} acknowledged by "
+        f"Elasticsearch + {sink['superseded']} superseded by another copy + "
+        f"{sink['dead_lettered']} dead-lettered"
+        + ("" if sink["gap"] == 0 else f"; GAP: {sink['gap']:+d} unaccounted for")
+    )
     return "\n".join(lines)
 
 
@@ -313,6 +342,12 @@ class ReportingResult:
         print(format_summary(summary, seconds), flush=True)
         if self.summary_path:
             Path(self.summary_path).write_text(json.dumps({**summary, "seconds": seconds}))
+        gap = summary["sink"]["gap"]
+        if gap > 0:  # below 0 a runner re-ran some writes: counted twice, nothing lost
+            raise ReconciliationError(
+                f"{gap} documents entered the Elasticsearch sink but were neither "
+                "acknowledged nor dead-lettered; re-run the backfill (it resumes)"
+            )
         return state
 
     def cancel(self):

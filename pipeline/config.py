@@ -124,6 +124,12 @@ class BackfillSettings(_Strict):
         64 << 20, ge=4096, description="WARC files are read in blocks of this many bytes"
     )
     max_file_bytes: int = Field(50_000_000, gt=0, description="larger text/feed/list files fail")
+    resume: bool = Field(
+        True,
+        description="skip pages and text files already indexed with the same content "
+        "(looked up in bulk before extraction), so a restart does only what is missing",
+    )
+    resume_batch: int = Field(50, gt=0, le=1000, description="inputs per resume lookup")
 
     @field_validator("languages", "sources")
     @classmethod

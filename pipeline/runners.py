@@ -66,8 +66,23 @@ def prism_args(streaming: bool) -> list[str]:
     return args + (["--streaming"] if streaming else [])
 
 
+# Beam's portable runners (Prism, Flink) bound the job's state and message streams by
+# --job_server_timeout (300 s by default): a longer job fails with DEADLINE_EXCEEDED.
+# A job lasts until it is stopped or its input is done, so the deadline is set far
+# beyond any run; the job service's own readiness checks have their own timeouts.
+JOB_SERVER_TIMEOUT = 10 * 365 * 86400
+
+
+def _named(beam_args: list[str], flag: str) -> bool:
+    return any(a == flag or a.startswith(flag + "=") for a in beam_args)
+
+
 def runner_args(beam_args: list[str], streaming: bool) -> list[str]:
-    """Return ``beam_args`` with the local Prism defaults unless a runner was named."""
-    if any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
-        return beam_args + (["--streaming"] if streaming and "--streaming" not in beam_args else [])
-    return prism_args(streaming) + beam_args
+    """Return ``beam_args`` with the local Prism defaults unless a runner was named, and
+    a job-service timeout that does not end long runs unless one was given."""
+    args = list(beam_args)
+    if not _named(args, "--job_server_timeout"):
+        args.append(f"--job_server_timeout={JOB_SERVER_TIMEOUT}")
+    if _named(args, "--runner"):
+        return args + (["--streaming"] if streaming and "--streaming" not in args else [])
+    return prism_args(streaming) + args

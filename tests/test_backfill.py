@@ -78,6 +78,17 @@ def _kill_everything(proc: subprocess.Popen) -> None:
     proc.communicate(timeout=30)
 
 
+def _summary(out: str) -> tuple[int, ...]:
+    found = re.search(r"read (\d+), extracted (\d+), indexed (\d+), skipped as duplicate (\d+)", out)
+    assert found, out
+    return tuple(map(int, found.groups()))
+
+
+def _reason(out: str, reason: str) -> int:
+    found = re.search(rf"\b{reason} (\d+)", out)
+    return int(found.group(1)) if found else 0
+
+
 def test_backfill_every_source_killed_then_rerun(
     es_client, es_settings, sample_site, shared_dir, tmp_path
 ):
@@ -103,16 +114,24 @@ def test_backfill_every_source_killed_then_rerun(
     ids = [h["_id"] for h in hits]
     assert len(ids) == len(set(ids)) == expected == _count(es_client, alias) >= partial
 
-    summary = re.search(
-        r"read (\d+), extracted (\d+), indexed (\d+), skipped as duplicate (\d+)", out
-    )
-    assert summary, out
-    read, extracted, indexed, duplicates = map(int, summary.groups())
-    assert indexed == expected
-    assert duplicates == 2  # the WARC's repeated record, the URL listed twice
+    # the restart resumed: what the first run indexed was skipped before extraction
+    read, extracted, indexed, duplicates = _summary(out)
+    resumed = _reason(out, "already_indexed")
+    assert resumed >= partial > 0, out
+    assert indexed + resumed >= expected, out
     assert "not_html 1" in out and "redirect 1" in out
     assert re.search(r"failed \d+: .*fetch:http_404 1", out), out
     assert "read:" in out  # the record cut off mid-stream
+    assert "GAP" not in out and re.search(r"sink: (\d+) entered = \1 acknowledged", out), out
+
+    # once complete, a re-run extracts nothing and leaves the same documents
+    third = _backfill(profile, inputs)
+    out, _ = third.communicate(timeout=400)
+    assert third.returncode == 0, out
+    read, extracted, indexed, duplicates = _summary(out)
+    assert (extracted, indexed) == (0, 0), out
+    assert _reason(out, "already_indexed") >= expected, out  # + the repeated WARC record
+    assert _count(es_client, alias) == expected
 
     docs = {h["_source"]["canonical_url"]: h["_source"] for h in hits}
     market = docs["https://news.example/valley-ledger/news/2026-03-09-market-hall-reopens.html"]

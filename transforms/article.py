@@ -15,6 +15,11 @@ from apache_beam.metrics import Metrics
 log = logging.getLogger(__name__)
 
 
+def text_digest(text: str) -> str:
+    """Return a short stable hash of ``text`` (a page's HTML or a text file's contents)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 @dataclass
 class FeedItem:
     """One entry read from a feed: what the fetch stage needs to download the page."""
@@ -39,6 +44,11 @@ class Page:
     fetched_at: datetime
     item: FeedItem
 
+    @property
+    def digest(self) -> str:
+        """Return a hash of the page's text: a re-run skips a page indexed with this hash."""
+        return text_digest(self.html)
+
 
 @dataclass
 class Article:
@@ -59,6 +69,7 @@ class Article:
     publisher: str = ""
     feed_urls: list[str] = field(default_factory=list)  # every feed that listed it
     extractor: str = ""  # which extractor's body won (newspaper or trafilatura)
+    page_digest: str = ""  # Page.digest of the page it came from (resume skips it)
     title_normalized: str = ""
     body_normalized: str = ""
     word_count: int = 0

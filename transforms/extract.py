@@ -196,6 +196,7 @@ class ExtractArticleDoFn(beam.DoFn):
     def process(self, page: Page):
         try:
             article = extract_article(page.html, page.final_url, page.fetched_at, page.item)
+            article.page_digest = page.digest
         except ExtractError as exc:
             self.failed.inc()
             yield dead_letter(Failure("extract", exc.reason, page.url, str(exc)))

@@ -4,6 +4,16 @@ Documents are keyed by a stable hash of the canonical URL (``_id``) and written
 with ``index`` (overwrite), so re-running a backfill or restarting a stream never
 duplicates. Each document goes to the monthly index of its publish date
 (``news-2026.03``; ``news-undated`` without a date) under the ``news`` alias.
+
+Writes are batched per bundle, not by a keyed grouping: a batch is sent when it holds
+``batch_size`` documents, when its first document has waited ``max_wait_seconds``,
+and when the bundle ends. So documents reach Elasticsearch as they are enriched, in
+batch as in streaming, and nothing waits behind a shuffle (a keyed
+``GroupIntoBatches`` was a barrier in batch mode and lost whole keys on Prism).
+
+A backfill writes with external versions (the copy's crawl time, ``external_gte``):
+when an archive holds several copies of one article, the latest crawl wins whatever
+order the workers write them in, and an older copy is counted as superseded.
 """
 
 from __future__ import annotations
@@ -14,13 +24,15 @@ import logging
 import os
 import threading
 import time
-import zlib
+from collections import OrderedDict
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.utils.windowed_value import WindowedValue
 from elasticsearch import TransportError, helpers
 
 from pipeline.config import ElasticsearchSettings
@@ -29,7 +41,8 @@ from transforms.article import Article, Failure, dead_letter
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
-SHARD_KEYS = 4  # parallel bulk writers per pipeline
+SUPERSEDED = "superseded"  # a version conflict: an equal or newer copy is indexed
+RECENT_IDS = 100_000  # per writer: ids written lately, to count repeats without a request
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -64,6 +77,7 @@ def to_document(article: Article) -> dict[str, Any]:
         "top_image": article.top_image,
         "word_count": article.word_count,
         "content_hash": article.content_hash,
+        "page_digest": article.page_digest or None,
         "entities": article.entities,
         "entity_counts": article.entity_counts,
         "locations": article.locations,
@@ -71,21 +85,32 @@ def to_document(article: Article) -> dict[str, Any]:
     }
 
 
-def to_action(article: Article, prefix: str) -> dict[str, Any]:
-    """Return the bulk ``index`` action for ``article``."""
-    return {
+def crawl_version(article: Article) -> int:
+    """Return the external version of ``article``: its fetch time in epoch milliseconds."""
+    return max(int(article.fetched_at.timestamp() * 1000), 1)
+
+
+def to_action(article: Article, prefix: str, versioned: bool = False) -> dict[str, Any]:
+    """Return the bulk ``index`` action for ``article`` (external version if ``versioned``)."""
+    action = {
         "_op_type": "index",
         "_index": index_for(article, prefix),
         "_id": article.doc_id,
         "_source": to_document(article),
     }
+    if versioned:
+        action |= {"version": crawl_version(article), "version_type": "external_gte"}
+    return action
 
 
 def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSettings):
-    """Index ``actions``; return (indexed count, [(action, reason, detail)] that failed for good).
+    """Index ``actions`` (distinct ids); return (indexed count, [(action, reason, detail)]
+    that were not indexed).
 
     429s are retried per document by the helper; whole-request failures (node down,
-    timeouts, 5xx) are retried with exponential backoff, then reported as failed.
+    timeouts, 5xx) are retried with exponential backoff, then reported as
+    ``unavailable``. A version conflict is reported as ``superseded``: not an error, a
+    newer copy is already there.
     """
     pending = {action["_id"]: action for action in actions}
     indexed, failed = 0, []
@@ -110,10 +135,13 @@ def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSet
                     pending.pop(doc_id, None)
                     continue
                 status = result.get("status", "N/A")
-                reason = json.dumps(result.get("error") or result.get("exception"), default=str)
+                error = result.get("error") or result.get("exception")
+                reason = json.dumps(error, default=str)
                 if status == "N/A" or status in RETRYABLE_STATUS:
                     retry[doc_id] = pending.pop(doc_id)
                     last = (status, reason[:1000])
+                elif status == 409 and "version_conflict" in reason:
+                    failed.append((pending.pop(doc_id), SUPERSEDED, reason[:1000]))
                 else:
                     failed.append((pending.pop(doc_id), f"rejected_{status}", reason[:1000]))
         except TransportError as exc:  # node down or unreachable: the whole request failed
@@ -161,62 +189,180 @@ def indexed_docs(actions: list[dict[str, Any]], failed: list[tuple]) -> list[Ind
     ]
 
 
-class BulkIndexDoFn(beam.DoFn):
-    """(key, [action]) -> IndexedDoc per written document; the rest go to ``dead_letter``."""
+def _better(action: dict[str, Any], kept: dict[str, Any]) -> bool:
+    """Return whether ``action`` beats ``kept`` as the copy of one document to write: the
+    latest crawl, then the longest body, then the smallest URL (a re-run picks the same;
+    without versions the later copy wins a tie, as a re-emitted merge must)."""
 
-    def __init__(self, settings: ElasticsearchSettings, namespace: str = "wirestream") -> None:
+    def rank(candidate: dict[str, Any]) -> tuple[int, int]:
+        return candidate.get("version", 0), len(candidate["_source"].get("body") or "")
+
+    if rank(action) != rank(kept):
+        return rank(action) > rank(kept)
+    return action["_source"].get("url", "") <= kept["_source"].get("url", "")
+
+
+class _Writer:
+    """Sends one batch of actions; counts every action once: ``indexed`` (acknowledged),
+    ``index_superseded`` (a copy of another in the batch, or older than what is indexed)
+    or a dead letter (``index_failed``)."""
+
+    def __init__(self, settings: ElasticsearchSettings, namespace: str) -> None:
         self.settings = settings
         self.indexed = Metrics.counter(namespace, "indexed")
+        self.superseded = Metrics.counter(namespace, "index_superseded")
         self.failed = Metrics.counter(namespace, "index_failed")
         self.batch_sizes = Metrics.distribution(namespace, "bulk_batch_size")
+        self.recent: OrderedDict[str, int] = OrderedDict()
 
-    def setup(self) -> None:
+    def connect(self) -> None:
         from pipeline.elastic import make_client
 
         self.client = make_client(self.settings)
 
-    def process(self, keyed_batch):
-        _, actions = keyed_batch
-        actions = list(actions)
-        self.batch_sizes.update(len(actions))
+    def close(self) -> None:
+        self.client.close()
+
+    def write(self, batch: list[Any], action_of) -> Iterator[tuple[Any, Any]]:
+        """Write ``batch`` (items with ``action_of(item)``); yield (item, IndexedDoc or
+        TaggedOutput of a Failure) for each item that was not superseded."""
+        best: dict[str, tuple[Any, dict]] = {}
+        for item in batch:
+            action = action_of(item)
+            kept = best.get(action["_id"])
+            if kept is None or _better(action, kept[1]):
+                best[action["_id"]] = (item, action)
+        # Copies of one document in a batch, and repeats of a write this worker just
+        # made at the same version (an archive's duplicate record), need no request.
+        fresh = []
+        for item, action in best.values():
+            version = action.get("version")
+            if version is not None and self.recent.get(action["_id"]) == version:
+                continue
+            fresh.append((item, action))
+        self.superseded.inc(len(batch) - len(fresh))
+        if not fresh:
+            return
+        self.batch_sizes.update(len(fresh))
+        actions = [action for _, action in fresh]
         indexed, failed = bulk_index(self.client, actions, self.settings)
         self.indexed.inc(indexed)
-        yield from indexed_docs(actions, failed)
-        for action, reason, detail in failed:
-            self.failed.inc()
-            url = action["_source"].get("canonical_url", "")
-            yield dead_letter(Failure("index", reason, url, detail, payload=action), logging.ERROR)
+        failed_by_id = {action["_id"]: (reason, detail) for action, reason, detail in failed}
+        for item, action in fresh:
+            outcome = failed_by_id.get(action["_id"])
+            if outcome is None:
+                self._remember(action)
+                source = action["_source"]
+                yield item, IndexedDoc(
+                    action["_index"], action["_id"], source.get("source"), source.get("publisher")
+                )
+            elif outcome[0] == SUPERSEDED:
+                self.superseded.inc()
+            else:
+                self.failed.inc()
+                url = action["_source"].get("canonical_url", "")
+                failure = Failure("index", outcome[0], url, outcome[1], payload=action)
+                yield item, dead_letter(failure, logging.ERROR)
+
+    def _remember(self, action: dict[str, Any]) -> None:
+        if action.get("version") is None:
+            return
+        self.recent[action["_id"]] = action["version"]
+        self.recent.move_to_end(action["_id"])
+        if len(self.recent) > RECENT_IDS:
+            self.recent.popitem(last=False)
+
+
+class BulkIndexDoFn(beam.DoFn):
+    """(key, [action]) -> IndexedDoc per written document; the rest go to ``dead_letter``.
+
+    For inputs already grouped into batches (the ingestion-health stats)."""
+
+    def __init__(self, settings: ElasticsearchSettings, namespace: str = "wirestream") -> None:
+        self.settings = settings
+        self.namespace = namespace
+
+    def setup(self) -> None:
+        self.writer = _Writer(self.settings, self.namespace)
+        self.writer.connect()
+
+    def process(self, keyed_batch):
+        _, actions = keyed_batch
+        for _action, output in self.writer.write(list(actions), lambda action: action):
+            yield output
 
     def teardown(self) -> None:
-        self.client.close()
+        self.writer.close()
+
+
+class IndexArticlesDoFn(beam.DoFn):
+    """Article -> IndexedDoc per written document (if ``emit_indexed``); the rest go to
+    ``dead_letter``. Buffers per bundle: see the module's docstring."""
+
+    def __init__(
+        self, settings: ElasticsearchSettings, versioned: bool, emit_indexed: bool
+    ) -> None:
+        self.settings = settings
+        self.versioned = versioned
+        self.emit_indexed = emit_indexed
+        self.received = Metrics.counter("wirestream", "to_index")
+
+    def setup(self) -> None:
+        self.writer = _Writer(self.settings, "wirestream")
+        self.writer.connect()
+
+    def start_bundle(self) -> None:
+        self._buffer: list[WindowedValue] = []
+        self._since = 0.0
+
+    def process(
+        self, article: Article, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam
+    ):
+        self.received.inc()
+        prefix, versioned = self.settings.index_prefix, self.versioned
+        action = to_action(article, prefix, versioned)
+        if not self._buffer:
+            self._since = time.monotonic()
+        self._buffer.append(WindowedValue(action, timestamp, [window]))
+        full = len(self._buffer) >= self.settings.batch_size
+        if full or time.monotonic() - self._since >= self.settings.max_wait_seconds:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        yield from self._flush()
+
+    def _flush(self) -> Iterator[WindowedValue | beam.pvalue.TaggedOutput]:
+        batch, self._buffer = self._buffer, []
+        for held, output in self.writer.write(batch, lambda wv: wv.value):
+            if isinstance(output, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(output.tag, held.with_value(output.value))
+            elif self.emit_indexed:
+                yield held.with_value(output)
+
+    def teardown(self) -> None:
+        self.writer.close()
 
 
 class WriteToElasticsearch(beam.PTransform):
     """Article -> ``indexed`` (IndexedDoc) and ``dead_letter`` (Failure) outputs.
 
-    Bulk batches are bounded in size and in waiting time.
+    ``versioned`` (the backfill) writes with the copy's crawl time as external version;
+    ``emit_indexed=False`` leaves the ``indexed`` output empty (nothing downstream reads
+    it in a backfill, so the runner need not carry it).
     """
 
-    def __init__(self, settings: ElasticsearchSettings) -> None:
+    def __init__(
+        self, settings: ElasticsearchSettings, versioned: bool = False, emit_indexed: bool = True
+    ) -> None:
         super().__init__()
         self.settings = settings
+        self.versioned = versioned
+        self.emit_indexed = emit_indexed
 
     def expand(self, articles):
-        prefix = self.settings.index_prefix
-        return (
-            articles
-            | "ToAction"
-            >> beam.Map(
-                lambda a: (zlib.crc32(a.doc_id.encode()) % SHARD_KEYS, to_action(a, prefix))
-            )
-            | "Batch"
-            >> beam.GroupIntoBatches(
-                self.settings.batch_size,
-                max_buffering_duration_secs=self.settings.max_wait_seconds,
-            )
-            | "Bulk"
-            >> beam.ParDo(BulkIndexDoFn(self.settings)).with_outputs("dead_letter", main="indexed")
-        )
+        return articles | "Bulk" >> beam.ParDo(
+            IndexArticlesDoFn(self.settings, self.versioned, self.emit_indexed)
+        ).with_outputs("dead_letter", main="indexed")
 
 
 _WRITE_LOCK = threading.Lock()
@@ -256,7 +402,8 @@ class WriteDeadLetters(beam.PTransform):
         directory = self.directory
 
         def write(failure: Failure) -> None:
-            Metrics.counter("wirestream", "dead_letters").inc()
             append_dead_letter(directory, failure)
+            Metrics.counter("wirestream", "dead_letters").inc()
+            Metrics.counter("wirestream.dead_letters", failure.stage).inc()
 
         return failures | "Append" >> beam.Map(write)

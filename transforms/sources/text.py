@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any
 
-from transforms.article import Article, Failure, FeedItem, Page
+from transforms.article import Article, Failure, FeedItem, Page, text_digest
 from transforms.fetch import decode_html
 from transforms.sources.files import FileInput, read_optional
 from transforms.urls import canonicalize_url, source_domain
@@ -117,4 +117,5 @@ def parse_text_file(file: FileInput):
         language=language.lower() if language else None,
         tags=list(meta.get("tags") or []),
         publisher=meta.get("publisher") or "",
+        page_digest=text_digest(text),
     )
