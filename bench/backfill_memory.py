@@ -118,7 +118,7 @@ def run_once(records: int, es_url: str, enrich: bool, beam_args: list[str]) -> d
     prefix = f"bench-mem-{uuid.uuid4().hex[:8]}"
     client = Elasticsearch(es_url, request_timeout=60)
     with tempfile.TemporaryDirectory() as tmp:
-        warc, profile, summary = Path(tmp) / "in.warc.gz", Path(tmp) / "p.yaml", Path(tmp) / "s.json"
+        warc, profile, summary = (Path(tmp) / name for name in ("in.warc.gz", "p.yaml", "s.json"))
         write_real_warc(warc, SHARED, records, hosts=max(10, records // 50))
         profile.write_text(
             f"elasticsearch: {{url: '{es_url}', index_prefix: {prefix}, alias: {prefix}}}\n"
@@ -140,9 +140,9 @@ def run_once(records: int, es_url: str, enrich: bool, beam_args: list[str]) -> d
                 print(output.decode(errors="replace")[-3000:])
             result = json.loads(summary.read_text()) if summary.exists() else {}
             client.indices.refresh(index=prefix, allow_no_indices=True)
-            in_index = client.count(index=prefix)["count"] if client.indices.exists(
-                index=prefix
-            ) else 0
+            in_index = (
+                client.count(index=prefix)["count"] if client.indices.exists(index=prefix) else 0
+            )
         finally:
             names = list(client.indices.get(index=f"{prefix}-*", allow_no_indices=True))
             if names:
@@ -184,7 +184,7 @@ def main() -> int:
     kinds = sorted({k for row in rows for k in row["by_kind"]})
     print()
     print(
-        f"| records | exit | indexed | in index | docs/s | peak tree MiB | x 1st | "
+        "| records | exit | indexed | in index | docs/s | peak tree MiB | x 1st | "
         + " | ".join(f"{k} MiB" for k in kinds)
         + " |"
     )

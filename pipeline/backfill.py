@@ -102,58 +102,86 @@ def count_failure(failure: Failure) -> Failure:
     return failure
 
 
+# What each source kind's parser yields besides failures (WARC records are all pages).
+YIELDS = {"feeds": ("items", "pages"), "urls": ("items",), "text": ("pages", "articles")}
+
+
+class ExtractAndIndex(beam.PTransform):
+    """Page (or Article, ``from_pages=False``) -> written to Elasticsearch; returns the
+    failures of every step.
+
+    Each source gets a chain of its own instead of one chain after a Flatten: Prism
+    does not fuse across a Flatten, so it would hold a stage's whole output (every page
+    of a WARC block) in memory and start the next stage only when that stage's bundle
+    ended, writing nothing until then.
+    """
+
+    def __init__(self, settings: Settings, from_pages: bool = True) -> None:
+        super().__init__()
+        self.settings = settings
+        self.from_pages = from_pages
+
+    def expand(self, inputs):
+        settings, options = self.settings, self.settings.backfill
+        failures = []
+        if self.from_pages:
+            inputs = inputs | "OfSource" >> FilterBySource(options.sources)
+        inputs = inputs | "SkipIndexed" >> SkipIndexed(
+            settings.elasticsearch, options.resume, options.resume_batch
+        )
+        if self.from_pages:
+            extracted = inputs | "ExtractArticles" >> ExtractArticles()
+            inputs = extracted.articles
+            failures.append(extracted.dead_letter)
+        written = (
+            inputs
+            | "CountExtracted" >> beam.Map(count_as, "extracted")
+            | "Filter" >> FilterArticles(options)
+            | "NormalizeText" >> NormalizeArticles()
+            | "TagEntities" >> TagEntities(settings.enrich)
+            | "WriteToElasticsearch"
+            >> WriteToElasticsearch(settings.elasticsearch, versioned=True, emit_indexed=False)
+        )
+        return [*failures, written.dead_letter]
+
+
 def build_backfill(pipeline: beam.Pipeline, settings: Settings, sources: list[SourceSpec]) -> None:
     """Add the backfill of ``sources`` to ``pipeline``."""
     options = settings.backfill
-    items, pages, articles, failures = [], [], [], []
-
-    def skip_indexed(label: str):
-        return label >> SkipIndexed(settings.elasticsearch, options.resume, options.resume_batch)
+    items, failures = [], []
 
     warc = [s.pattern for s in sources if s.kind == "warc"]
     if warc:
         read = pipeline | "ReadWarc" >> ReadWarcPages(warc, options.warc_block_bytes)
-        pages.append(read.pages)
         failures.append(read.dead_letter)
+        failures += read.pages | "Index warc" >> ExtractAndIndex(settings)
     for kind, (suffixes, parser) in PARSERS.items():
         roots = [(s.root, s.pattern) for s in sources if s.kind == kind]
-        if roots:
-            read = pipeline | f"Read {kind}" >> ReadFiles(
-                roots, suffixes, parser, options.max_file_bytes
-            )
+        if not roots:
+            continue
+        read = pipeline | f"Read {kind}" >> ReadFiles(
+            roots, suffixes, parser, options.max_file_bytes
+        )
+        failures.append(read.dead_letter)
+        if "items" in YIELDS[kind]:
             items.append(read.items)
-            pages.append(read.pages)
-            articles.append(read.articles)
-            failures.append(read.dead_letter)
-
-    fetched = (
-        items
-        | "AllItems" >> beam.Flatten(pipeline=pipeline)
-        | "ItemsOfSource" >> FilterBySource(options.sources)
-        | "OncePerUrl" >> KeepOnePerUrl()
-        | "FetchPages" >> FetchPages(settings.fetch)
-    )
-    extracted = (
-        (*pages, fetched.pages)
-        | "AllPages" >> beam.Flatten()
-        | "PagesOfSource" >> FilterBySource(options.sources)
-        | skip_indexed("SkipIndexedPages")
-        | "ExtractArticles" >> ExtractArticles()
-    )
-    ready = [a | skip_indexed(f"SkipIndexedArticles{i}") for i, a in enumerate(articles)]
-    written = (
-        (*ready, extracted.articles)
-        | "AllArticles" >> beam.Flatten()
-        | "CountExtracted" >> beam.Map(count_as, "extracted")
-        | "Filter" >> FilterArticles(options)
-        | "NormalizeText" >> NormalizeArticles()
-        | "TagEntities" >> TagEntities(settings.enrich)
-        | "WriteToElasticsearch"
-        >> WriteToElasticsearch(settings.elasticsearch, versioned=True, emit_indexed=False)
-    )
+        if "pages" in YIELDS[kind]:
+            failures += read.pages | f"Index {kind} pages" >> ExtractAndIndex(settings)
+        if "articles" in YIELDS[kind]:
+            failures += read.articles | f"Index {kind}" >> ExtractAndIndex(settings, False)
+    if items:
+        fetched = (
+            items
+            | "AllItems" >> beam.Flatten()
+            | "ItemsOfSource" >> FilterBySource(options.sources)
+            | "OncePerUrl" >> KeepOnePerUrl()
+            | "FetchPages" >> FetchPages(settings.fetch)
+        )
+        failures.append(fetched.dead_letter)
+        failures += fetched.pages | "Index fetched pages" >> ExtractAndIndex(settings)
     (
-        (*failures, fetched.dead_letter, extracted.dead_letter, written.dead_letter)
-        | "AllFailures" >> beam.Flatten()
+        failures
+        | "AllFailures" >> beam.Flatten(pipeline=pipeline)
         | "CountFailures" >> beam.Map(count_failure)
         | "WriteDeadLetters" >> WriteDeadLetters(settings.dead_letter_dir)
     )

@@ -6,14 +6,24 @@ runs in a child process in its own session; the parent turns the first Ctrl-C
 (or SIGTERM) into a drain request: the child stops polling, gives in-flight
 articles ``grace`` seconds to reach Elasticsearch, then cancels the job. A second
 Ctrl-C kills the child and its runner at once.
+
+Kill means stop: if the CLI dies, even by SIGKILL to its process group, the child
+gets a parent-death signal and kills its own group (itself, the runner and any
+workers); when the child ends, however it ends, the CLI sweeps that group too, so
+nothing is left behind. A child that dies of a signal (a crash) makes the CLI exit
+non-zero, naming the signal.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import faulthandler
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -79,8 +89,35 @@ def report_counters(result) -> dict[str, int]:
     return totals
 
 
-def _child(run: Callable[[], object], grace: float) -> None:
+PR_SET_PDEATHSIG = 1
+PARENT_DIED = signal.SIGUSR1
+
+
+def _kill_own_group(*_args) -> None:
+    os.killpg(0, signal.SIGKILL)
+
+
+def die_with_parent(parent: int) -> None:
+    """Kill this process's group when ``parent`` dies: Linux's parent-death signal, and a
+    watchdog thread that also covers other systems and a parent that died just before."""
+    signal.signal(PARENT_DIED, _kill_own_group)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(PARENT_DIED), 0, 0, 0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        log.error("the wirestream CLI is gone; stopping the pipeline and its runner")
+        _kill_own_group()
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def _child(run: Callable[[], object], grace: float, parent: int) -> None:
     os.setsid()  # out of the terminal's foreground group: Ctrl-C goes to the parent only
+    die_with_parent(parent)
+    faulthandler.enable()  # a crash in native code prints where it happened
     code = 0
     try:
         _run_job(run, grace)
@@ -117,7 +154,9 @@ def run_supervised(
     ``on_tick`` is called about once a second while the child runs (progress display).
     """
     context = multiprocessing.get_context("fork")
-    child = context.Process(target=_child, args=(run, grace), name="wirestream-pipeline")
+    child = context.Process(
+        target=_child, args=(run, grace, os.getpid()), name="wirestream-pipeline"
+    )
     child.start()
     interrupts = 0
 
@@ -135,7 +174,8 @@ def run_supervised(
             print("\naborting", flush=True)
             os.killpg(child.pid, signal.SIGKILL)
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, forward) for s in stops}
     try:
         while child.is_alive():
             child.join(timeout=1.0)
@@ -144,4 +184,16 @@ def run_supervised(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    return child.exitcode if child.exitcode is not None else 1
+        _sweep(child.pid)
+    code = child.exitcode
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        print(f"error: the pipeline process died of {name}", file=sys.stderr, flush=True)
+        return 1
+    return code if code is not None else 1
+
+
+def _sweep(group: int) -> None:
+    """SIGKILL whatever is left in the child's process group (a runner it did not stop)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)

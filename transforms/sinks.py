@@ -253,8 +253,14 @@ class _Writer:
             if outcome is None:
                 self._remember(action)
                 source = action["_source"]
-                yield item, IndexedDoc(
-                    action["_index"], action["_id"], source.get("source"), source.get("publisher")
+                yield (
+                    item,
+                    IndexedDoc(
+                        action["_index"],
+                        action["_id"],
+                        source.get("source"),
+                        source.get("publisher"),
+                    ),
                 )
             elif outcome[0] == SUPERSEDED:
                 self.superseded.inc()

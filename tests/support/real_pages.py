@@ -42,7 +42,10 @@ def write_real_warc(path: Path, shared: Path, records: int, hosts: int = 10) -> 
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
 
-    pages = [(p, _CANONICAL.sub(b"", gzip.decompress(p.read_bytes()))) for p in real_page_files(shared)]
+    pages = [
+        (page, _CANONICAL.sub(b"", gzip.decompress(page.read_bytes())))
+        for page in real_page_files(shared)
+    ]
     urls = []
     with open(path, "wb") as handle:
         writer = WARCWriter(handle, gzip=True)
