@@ -176,6 +176,8 @@ def cmd_backfill(args: argparse.Namespace, beam_args: list[str]) -> int:
         return 2
     filters = {"since": args.since, "until": args.until}
     filters |= {"sources": args.source, "languages": args.language}
+    if args.redo:
+        filters["resume"] = False
     settings = load_settings(args.config).with_overrides(
         elasticsearch=_es_overrides(args), backfill=filters
     )
@@ -389,6 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--language", action="append", help="keep this language (repeatable)")
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
     backfill.add_argument("--summary-json", help="also write the run's counts to this file")
+    backfill.add_argument(
+        "--redo",
+        action="store_true",
+        help="extract and index everything again, even inputs already indexed with the "
+        "same content (by default a re-run or restart skips them)",
+    )
     _add_es_flags(backfill)
     backfill.set_defaults(func=cmd_backfill)
 
