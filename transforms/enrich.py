@@ -25,6 +25,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.config import EnrichSettings
 from transforms.article import Article
+from transforms.batching import BatchingDoFn
 from transforms.geocode import GeocodePlaces
 from transforms.normalize import normalize_title
 
@@ -198,15 +199,12 @@ def tag_entities(
         yield article.replace(entities=entities, entity_counts=counts)
 
 
-class TagEntitiesDoFn(beam.DoFn):
-    """Article -> Article with entities, tagged in batches; the model loads once per worker.
-
-    Articles are buffered with their own timestamp and window and emitted as such when
-    the batch is full or the bundle ends, so batching never moves an element in time.
-    """
+class TagEntitiesDoFn(BatchingDoFn):
+    """Article -> Article with entities, tagged in batches; the model loads once per worker."""
 
     def __init__(self, settings: EnrichSettings) -> None:
         self.settings = settings
+        self.max_batch = settings.batch_size
         self.tagged = Metrics.counter("wirestream", "articles_enriched")
         self.failed = Metrics.counter("wirestream", "enrich_failed")
         self.batch_ms = Metrics.distribution("wirestream", "enrich_batch_ms")
@@ -214,23 +212,7 @@ class TagEntitiesDoFn(beam.DoFn):
     def setup(self) -> None:
         self.nlp = load_model(self.settings.spacy_model)
 
-    def start_bundle(self) -> None:
-        self._buffer: list[WindowedValue] = []
-
-    def process(
-        self, article: Article, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam
-    ):
-        self._buffer.append(WindowedValue(article, timestamp, [window]))
-        if len(self._buffer) >= self.settings.batch_size:
-            yield from self._flush()
-
-    def finish_bundle(self):
-        yield from self._flush()
-
-    def _flush(self) -> Iterator[WindowedValue]:
-        batch, self._buffer = self._buffer, []
-        if not batch:
-            return
+    def handle_batch(self, batch: list[WindowedValue]) -> Iterator[WindowedValue]:
         started = time.perf_counter()
         try:
             tagged = list(self._tag([wv.value for wv in batch]))

@@ -37,6 +37,7 @@ from elasticsearch import TransportError, helpers
 
 from pipeline.config import ElasticsearchSettings
 from transforms.article import Article, Failure, dead_letter
+from transforms.batching import BatchingDoFn
 
 log = logging.getLogger(__name__)
 
@@ -301,9 +302,9 @@ class BulkIndexDoFn(beam.DoFn):
         self.writer.close()
 
 
-class IndexArticlesDoFn(beam.DoFn):
+class IndexArticlesDoFn(BatchingDoFn):
     """Article -> IndexedDoc per written document (if ``emit_indexed``); the rest go to
-    ``dead_letter``. Buffers per bundle: see the module's docstring."""
+    ``dead_letter``. Batched per bundle: see the module's docstring."""
 
     def __init__(
         self, settings: ElasticsearchSettings, versioned: bool, emit_indexed: bool
@@ -311,34 +312,20 @@ class IndexArticlesDoFn(beam.DoFn):
         self.settings = settings
         self.versioned = versioned
         self.emit_indexed = emit_indexed
+        self.max_batch = settings.batch_size
+        self.max_wait = settings.max_wait_seconds
         self.received = Metrics.counter("wirestream", "to_index")
 
     def setup(self) -> None:
         self.writer = _Writer(self.settings, "wirestream")
         self.writer.connect()
 
-    def start_bundle(self) -> None:
-        self._buffer: list[WindowedValue] = []
-        self._since = 0.0
-
-    def process(
-        self, article: Article, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam
-    ):
+    def process(self, article, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
         self.received.inc()
-        prefix, versioned = self.settings.index_prefix, self.versioned
-        action = to_action(article, prefix, versioned)
-        if not self._buffer:
-            self._since = time.monotonic()
-        self._buffer.append(WindowedValue(action, timestamp, [window]))
-        full = len(self._buffer) >= self.settings.batch_size
-        if full or time.monotonic() - self._since >= self.settings.max_wait_seconds:
-            yield from self._flush()
+        action = to_action(article, self.settings.index_prefix, self.versioned)
+        yield from super().process(action, timestamp, window)
 
-    def finish_bundle(self):
-        yield from self._flush()
-
-    def _flush(self) -> Iterator[WindowedValue | beam.pvalue.TaggedOutput]:
-        batch, self._buffer = self._buffer, []
+    def handle_batch(self, batch: list[WindowedValue]):
         for held, output in self.writer.write(batch, lambda wv: wv.value):
             if isinstance(output, beam.pvalue.TaggedOutput):
                 yield beam.pvalue.TaggedOutput(output.tag, held.with_value(output.value))

@@ -18,6 +18,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.config import ElasticsearchSettings
 from transforms.article import Article, Page
+from transforms.batching import BatchingDoFn
 from transforms.sources.records import count_skip
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,12 @@ def indexed_keys(client, alias: str, urls: list[str]) -> set[tuple[str, str]]:
     return {(h["_source"].get("url"), h["_source"].get("page_digest")) for h in hits}
 
 
-class SkipIndexedDoFn(beam.DoFn):
+class SkipIndexedDoFn(BatchingDoFn):
     """Page or Article -> the same, unless already indexed with the same content."""
 
     def __init__(self, settings: ElasticsearchSettings, batch: int) -> None:
         self.settings = settings
-        self.batch = batch
+        self.max_batch = batch
         self.failed = Metrics.counter("wirestream", "resume_lookup_failed")
 
     def setup(self) -> None:
@@ -57,21 +58,7 @@ class SkipIndexedDoFn(beam.DoFn):
 
         self.client = make_client(self.settings)
 
-    def start_bundle(self) -> None:
-        self._buffer: list[WindowedValue] = []
-
-    def process(self, element, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
-        self._buffer.append(WindowedValue(element, timestamp, [window]))
-        if len(self._buffer) >= self.batch:
-            yield from self._flush()
-
-    def finish_bundle(self):
-        yield from self._flush()
-
-    def _flush(self) -> Iterator[WindowedValue]:
-        batch, self._buffer = self._buffer, []
-        if not batch:
-            return
+    def handle_batch(self, batch: list[WindowedValue]) -> Iterator[WindowedValue]:
         keys = [resume_key(wv.value) for wv in batch]
         try:
             done = indexed_keys(self.client, self.settings.alias, sorted({u for u, _ in keys}))
