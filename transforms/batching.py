@@ -46,6 +46,7 @@ class BatchingDoFn(beam.DoFn):
             yield from self.handle_batch(batch)
 
     def handle_batch(self, batch: list[WindowedValue]) -> Iterator:
-        """(Not ``process_batch``: Beam reserves that name for batched DoFns.) Yield outputs for ``batch``: ``held.with_value(output)`` for the main output,
-        ``TaggedOutput(tag, held.with_value(output))`` for another."""
+        """Yield outputs for ``batch``: ``held.with_value(output)`` for the main output,
+        ``TaggedOutput(tag, held.with_value(output))`` for another. (Not named
+        ``process_batch``: Beam reserves that name for batched DoFns.)"""
         raise NotImplementedError
