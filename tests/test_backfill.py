@@ -7,14 +7,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from pipeline.config import REPO_ROOT
+from tests.support.cli import doc_count, wirestream
 from tests.test_sources import PAGES, build_warc
 
 pytestmark = [pytest.mark.integration, pytest.mark.runner]
@@ -50,21 +49,7 @@ def _inputs(tmp_path: Path, site, shared_dir: Path) -> list[str]:
 
 
 def _backfill(profile: Path, inputs: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "backfill", *inputs, "--config", str(profile)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def _count(es_client, alias: str) -> int:
-    if not es_client.indices.exists_alias(name=alias):
-        return 0
-    es_client.indices.refresh(index=alias)
-    return es_client.count(index=alias)["count"]
+    return wirestream("backfill", *inputs, "--config", str(profile))
 
 
 def _kill_everything(proc: subprocess.Popen) -> None:
@@ -108,11 +93,11 @@ def test_backfill_every_source_killed_then_rerun(
 
     first = _backfill(profile, inputs)
     deadline = time.monotonic() + 240
-    while _count(es_client, alias) == 0 and first.poll() is None:
+    while doc_count(es_client, alias) == 0 and first.poll() is None:
         assert time.monotonic() < deadline, "nothing indexed"
         time.sleep(0.5)
     _kill_everything(first)
-    partial = _count(es_client, alias)
+    partial = doc_count(es_client, alias)
 
     second = _backfill(profile, inputs)
     out, _ = second.communicate(timeout=400)
@@ -122,7 +107,7 @@ def test_backfill_every_source_killed_then_rerun(
     expected = len(PAGES) + 3 + 1 + 4
     hits = es_client.search(index=alias, size=100, query={"match_all": {}})["hits"]["hits"]
     ids = [h["_id"] for h in hits]
-    assert len(ids) == len(set(ids)) == expected == _count(es_client, alias) >= partial
+    assert len(ids) == len(set(ids)) == expected == doc_count(es_client, alias) >= partial
 
     # the restart resumed: what the first run indexed was skipped before extraction
     read, extracted, indexed, duplicates = _summary(out)
@@ -142,7 +127,7 @@ def test_backfill_every_source_killed_then_rerun(
     read, extracted, indexed, duplicates = _summary(out)
     assert (extracted, indexed) == (0, 0), out
     assert _reason(out, "already_indexed") >= expected, out  # + the repeated WARC record
-    assert _count(es_client, alias) == expected
+    assert doc_count(es_client, alias) == expected
 
     docs = {h["_source"]["canonical_url"]: h["_source"] for h in hits}
     market = docs["https://news.example/valley-ledger/news/2026-03-09-market-hall-reopens.html"]

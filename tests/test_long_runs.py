@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import REPO_ROOT
+from tests.support.cli import doc_count, wirestream
 from tests.support.real_pages import _CANONICAL, real_page_files, write_real_warc
 from tests.test_stream import _alive, _descendants
 
@@ -36,24 +35,6 @@ def _profile(tmp_path: Path, settings, enrich: bool = True, extra: str = "") -> 
         f"dead_letter_dir: '{tmp_path / 'dead-letter'}'\n" + extra
     )
     return path
-
-
-def _wirestream(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", *args],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def _count(es_client, alias: str) -> int:
-    if not es_client.indices.exists_alias(name=alias):
-        return 0
-    es_client.indices.refresh(index=alias)
-    return es_client.count(index=alias)["count"]
 
 
 def _indexed_urls(es_client, alias: str) -> list[str]:
@@ -154,7 +135,7 @@ def test_stream_runs_past_five_minutes_and_indexes_every_new_item(
     )
     duration = 400  # the job service's default deadline ended every run at ~300 s
     started = time.monotonic()
-    proc = _wirestream("run", "--config", str(profile), "--duration", str(duration))
+    proc = wirestream("run", "--config", str(profile), "--duration", str(duration))
     live.thread.start()
     try:
         time.sleep(duration - 60)  # the last items appear a minute before the end
@@ -181,7 +162,7 @@ RECORDS = 820
 
 
 def _backfill(warc: Path, profile: Path, summary: Path) -> subprocess.Popen:
-    return _wirestream(
+    return wirestream(
         "backfill", str(warc), "--config", str(profile), "--no-progress",
         "--summary-json", str(summary),
     )  # fmt: skip
@@ -222,7 +203,7 @@ def test_killed_backfill_keeps_its_work_and_resumes(es_client, es_settings, shar
 
     first = _backfill(warc, profile, tmp_path / "first.json")
     deadline = time.monotonic() + 300
-    while _count(es_client, alias) < 100:
+    while doc_count(es_client, alias) < 100:
         assert first.poll() is None, first.communicate()[0][-3000:]
         assert time.monotonic() < deadline, "fewer than 100 documents indexed in 300 s"
         time.sleep(0.5)
@@ -232,7 +213,7 @@ def test_killed_backfill_keeps_its_work_and_resumes(es_client, es_settings, shar
     first.communicate(timeout=30)
     left = _left_running(pipeline_processes)
     assert not left, f"processes left running after the CLI was killed: {left}"
-    kept = _count(es_client, alias)
+    kept = doc_count(es_client, alias)
     assert 100 <= kept < records
 
     summary_path = tmp_path / "second.json"
@@ -242,7 +223,7 @@ def test_killed_backfill_keeps_its_work_and_resumes(es_client, es_settings, shar
     summary = json.loads(summary_path.read_text())
     assert summary["skipped"].get("already_indexed") == kept, summary
     assert summary["extracted"] == records - kept, summary  # resumed, not redone
-    assert _count(es_client, alias) == records
+    assert doc_count(es_client, alias) == records
     assert summary["sink"]["gap"] == 0
 
 
@@ -253,7 +234,7 @@ def test_a_crashed_pipeline_process_fails_the_cli_and_leaves_nothing(
     write_real_warc(warc, shared_dir, 200, hosts=10)
     proc = _backfill(warc, _profile(tmp_path, es_settings, enrich=False), tmp_path / "s.json")
     deadline = time.monotonic() + 120
-    while _count(es_client, es_settings.elasticsearch.alias) == 0:
+    while doc_count(es_client, es_settings.elasticsearch.alias) == 0:
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.5)
     processes = _descendants(proc.pid)

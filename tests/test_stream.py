@@ -4,14 +4,12 @@
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from pipeline.config import REPO_ROOT
 from pipeline.sample_site import feed_urls
+from tests.support.cli import wirestream as _wirestream
 from transforms.normalize import normalize_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.runner]
@@ -52,17 +50,6 @@ def _profile(tmp_path, site, settings, interval=5):
         f"dead_letter_dir: '{tmp_path / 'dead-letter'}'\n"
     )
     return path
-
-
-def _wirestream(*args, **kwargs):
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", *args],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kwargs,
-    )
 
 
 def _docs(es_client, alias):
@@ -138,7 +125,7 @@ def _alive(pid: int) -> bool:
 
 def test_ctrl_c_flushes_and_stops_cleanly(es_client, es_settings, sample_site, tmp_path):
     profile = _profile(tmp_path, sample_site, es_settings, interval=3)
-    proc = _wirestream("run", "--config", str(profile), start_new_session=True)
+    proc = _wirestream("run", "--config", str(profile))
     alias = es_settings.elasticsearch.alias
     deadline = time.monotonic() + 180
     count = 0
