@@ -21,6 +21,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipeline.config import Settings
+from pipeline.reconcile import check, format_sink, reconcile
 from transforms.article import Failure
 from transforms.enrich import TagEntities
 from transforms.extract import ExtractArticles
@@ -230,10 +231,6 @@ def job_counters(result, committed: bool = False) -> dict[tuple[str, str], int]:
     return dict(totals)
 
 
-class ReconciliationError(RuntimeError):
-    """Documents entered the sink but were neither acknowledged nor dead-lettered."""
-
-
 def summarize(counters: dict[tuple[str, str], int]) -> dict:
     """Return the run's summary: read, extracted, indexed, duplicates, skipped and failed
     by reason, ``done`` (inputs that reached one of those ends), and the sink's
@@ -257,22 +254,18 @@ def summarize(counters: dict[tuple[str, str], int]) -> dict:
         + sum(summary["skipped"].values())
         + sum(summary["failed"].values())
     )
-    sink = {
-        "entered": count("to_index"),
-        "acknowledged": summary["indexed"],
-        "superseded": superseded,
-        "dead_lettered": count("index", "wirestream.dead_letters"),
-    }
-    sink["gap"] = sink["entered"] - sink["acknowledged"] - sink["superseded"]
-    sink["gap"] -= sink["dead_lettered"]
-    summary["sink"] = sink
+    summary["sink"] = reconcile(
+        count("to_index"),
+        summary["indexed"],
+        superseded,
+        count("index", "wirestream.dead_letters"),
+    )
     return summary
 
 
 def format_summary(summary: dict, seconds: float) -> str:
     """Return the summary as the lines printed at the end of a backfill."""
     rate = summary["indexed"] / seconds if seconds > 0 else 0.0
-    sink = summary["sink"]
     lines = [
         f"backfill finished in {seconds:.1f}s ({rate:.1f} documents/s indexed)",
         f"  read {summary['read']}, extracted {summary['extracted']}, "
@@ -283,12 +276,7 @@ def format_summary(summary: dict, seconds: float) -> str:
         if reasons:
             detail = ", ".join(f"{reason} {count}" for reason, count in reasons.items())
             lines.append(f"  {label} {sum(reasons.values())}: {detail}")
-    lines.append(
-        f"  sink: {sink['entered']} entered = {sink['acknowledged']} acknowledged by "
-        f"Elasticsearch + {sink['superseded']} superseded by another copy + "
-        f"{sink['dead_lettered']} dead-lettered"
-        + ("" if sink["gap"] == 0 else f"; GAP: {sink['gap']:+d} unaccounted for")
-    )
+    lines.append("  " + format_sink(summary["sink"]))
     return "\n".join(lines)
 
 
@@ -344,7 +332,9 @@ class ProgressBar:
 
 class ReportingResult:
     """A job result whose ``wait_until_finish`` also ends the progress bar and prints
-    (and optionally writes as JSON) the run's summary."""
+    (and optionally writes as JSON) the run's summary, reconciliation included."""
+
+    reconciled = True  # the launcher need not check the sink again
 
     def __init__(self, result, progress: ProgressBar, summary_path: str | None) -> None:
         import time
@@ -370,12 +360,7 @@ class ReportingResult:
         print(format_summary(summary, seconds), flush=True)
         if self.summary_path:
             Path(self.summary_path).write_text(json.dumps({**summary, "seconds": seconds}))
-        gap = summary["sink"]["gap"]
-        if gap > 0:  # below 0 a runner re-ran some writes: counted twice, nothing lost
-            raise ReconciliationError(
-                f"{gap} documents entered the Elasticsearch sink but were neither "
-                "acknowledged nor dead-lettered; re-run the backfill (it resumes)"
-            )
+        check(summary["sink"], "re-run the backfill (it resumes)")
         return state
 
     def cancel(self):

@@ -28,6 +28,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from pipeline.reconcile import check, format_sink, reconcile
+
 log = logging.getLogger(__name__)
 
 # Set in the pipeline's process when a stop was requested; pollers check it.
@@ -63,7 +65,16 @@ def _run_job(run: Callable[[], object], grace: float) -> None:
             return
     if errors:
         raise errors[0]
-    report_counters(result)
+    totals = report_counters(result)
+    if "to_index" in totals and not getattr(result, "reconciled", False):
+        sink = reconcile(
+            totals["to_index"],
+            totals.get("indexed", 0),
+            totals.get("index_superseded", 0),
+            totals.get("dead_letters.index", 0),
+        )
+        print(format_sink(sink), flush=True)
+        check(sink, "see the log for the failing stage")
 
 
 def report_counters(result) -> dict[str, int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.cli import doc_count, wirestream
+from tests.support.cli import doc_count, sink_counts, wirestream
 from tests.test_sources import PAGES, build_warc
 
 pytestmark = [pytest.mark.integration, pytest.mark.runner]
@@ -71,14 +71,6 @@ def _summary(out: str) -> tuple[int, ...]:
     return tuple(map(int, found.groups()))
 
 
-def _sink(out: str) -> tuple[int, ...]:
-    """Return the sink's reconciliation: entered, acknowledged, superseded, dead-lettered."""
-    found = re.search(r"sink: (\d+) entered = (\d+) acknowledged .* \+ (\d+) superseded .* "
-                      r"\+ (\d+) dead-lettered", out)  # fmt: skip
-    assert found, out
-    return tuple(map(int, found.groups()))
-
-
 def _reason(out: str, reason: str) -> int:
     found = re.search(rf"\b{reason} (\d+)", out)
     return int(found.group(1)) if found else 0
@@ -117,7 +109,7 @@ def test_backfill_every_source_killed_then_rerun(
     assert "not_html 1" in out and "redirect 1" in out
     assert re.search(r"failed \d+: .*fetch:http_404 1", out), out
     assert "read:" in out  # the record cut off mid-stream
-    entered, acknowledged, superseded, dead = _sink(out)
+    entered, acknowledged, superseded, dead = sink_counts(out)
     assert entered == acknowledged + superseded + dead and "GAP" not in out, out
 
     # once complete, a re-run extracts nothing and leaves the same documents

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import doc_count, wirestream
+from tests.support.cli import doc_count, sink_counts, wirestream
 from tests.support.real_pages import _CANONICAL, real_page_files, write_real_warc
 from tests.test_stream import _alive, _descendants
 
@@ -154,6 +154,9 @@ def test_stream_runs_past_five_minutes_and_indexes_every_new_item(
         + out[-3000:]
     )
     assert not list((tmp_path / "dead-letter").glob("*.jsonl"))
+    entered, acknowledged, superseded, dead = sink_counts(out)
+    assert entered == acknowledged + superseded and dead == 0 and "GAP" not in out, out[-3000:]
+    assert acknowledged >= len(published)
 
 
 # --- backfills of 820 real pages ---------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -26,3 +27,13 @@ def doc_count(es_client, alias: str) -> int:
         return 0
     es_client.indices.refresh(index=alias)
     return es_client.count(index=alias)["count"]
+
+
+def sink_counts(out: str) -> tuple[int, int, int, int]:
+    """Return the run's sink reconciliation: entered, acknowledged, superseded, dead."""
+    found = re.search(
+        r"sink: (\d+) entered = (\d+) acknowledged .* \+ (\d+) superseded .* \+ (\d+) dead", out
+    )
+    assert found, out[-3000:]
+    entered, acknowledged, superseded, dead = map(int, found.groups())
+    return entered, acknowledged, superseded, dead

@@ -1,0 +1,40 @@
+"""The sink's reconciliation at the end of a run: every document that entered the
+Elasticsearch sink was acknowledged, superseded by another copy, or dead-lettered."""
+
+from __future__ import annotations
+
+
+class ReconciliationError(RuntimeError):
+    """Documents entered the sink but were neither acknowledged nor dead-lettered."""
+
+
+def reconcile(entered: int, acknowledged: int, superseded: int, dead_lettered: int) -> dict:
+    """Return the four counts and ``gap``: what entered and is not accounted for."""
+    gap = entered - acknowledged - superseded - dead_lettered
+    return {
+        "entered": entered,
+        "acknowledged": acknowledged,
+        "superseded": superseded,
+        "dead_lettered": dead_lettered,
+        "gap": gap,
+    }
+
+
+def format_sink(sink: dict) -> str:
+    """Return the summary line of a reconciliation."""
+    line = (
+        f"sink: {sink['entered']} entered = {sink['acknowledged']} acknowledged by "
+        f"Elasticsearch + {sink['superseded']} superseded by another copy + "
+        f"{sink['dead_lettered']} dead-lettered"
+    )
+    return line + ("" if sink["gap"] == 0 else f"; GAP: {sink['gap']:+d} unaccounted for")
+
+
+def check(sink: dict, hint: str) -> None:
+    """Raise ``ReconciliationError`` when documents are missing (a negative gap means a
+    runner re-ran some writes and counted them twice: nothing was lost)."""
+    if sink["gap"] > 0:
+        raise ReconciliationError(
+            f"{sink['gap']} documents entered the Elasticsearch sink but were neither "
+            f"acknowledged nor dead-lettered; {hint}"
+        )
