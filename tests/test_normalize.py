@@ -42,6 +42,8 @@ def read(path: Path) -> str:
 
 
 def seed(prefix: str) -> Path:
+    if not SEEDS.is_dir():
+        pytest.skip(f"../shared not found at {SHARED}; set WIRESTREAM_SHARED")
     (path,) = SEEDS.glob(f"{prefix}_*.txt")
     return path
 
@@ -276,7 +278,11 @@ news_text = st.lists(
     st.tuples(st.sampled_from(NEWS_PIECES), st.sampled_from(SEPARATORS)), max_size=40
 ).map(lambda parts: "".join(piece + sep for piece, sep in parts))
 any_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=80)
-seed_tokens = sorted(set(read(seed("000")).split()) | set(read(seed("002")).split()))
+seed_tokens = (
+    sorted(set(read(seed("000")).split()) | set(read(seed("002")).split()))
+    if SEEDS.is_dir()
+    else ["the", "u.s.", "-", "led", "'s", "n't", ",", "."]  # without ../shared
+)
 normalised_like = st.lists(
     st.tuples(st.sampled_from(seed_tokens), st.sampled_from([" ", "\n"])), min_size=1, max_size=40
 ).map(lambda parts: "".join(t + s for t, s in parts).strip())
@@ -364,6 +370,8 @@ def gum_agreement() -> tuple[int, int, int]:
 
 
 def test_gum_news_token_agreement() -> None:
+    if not GUM.exists():
+        pytest.skip(f"{GUM} not found; set WIRESTREAM_SHARED")
     total, equal, documented = gum_agreement()
     assert total == 17182
     assert equal / total >= GUM_AGREEMENT_MIN
