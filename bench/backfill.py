@@ -52,6 +52,34 @@ def write_warc(path: Path, articles: int) -> None:
             writer.write_record(record)
 
 
+def backfill_command(
+    warc: Path,
+    profile: Path,
+    summary: Path,
+    es_url: str,
+    prefix: str,
+    beam_args: list[str],
+    extra: str = "",
+) -> list[str]:
+    """Write a profile for a throw-away index ``prefix`` and return the backfill command."""
+    profile.write_text(
+        f"elasticsearch: {{url: '{es_url}', index_prefix: {prefix}, alias: {prefix}}}\n"
+        f"dead_letter_dir: '{profile.parent}/dead-letter'\n" + extra
+    )
+    return [
+        sys.executable, "-m", "pipeline.cli", "backfill", str(warc), "--config", str(profile),
+        "--no-progress", "--summary-json", str(summary), *beam_args,
+    ]  # fmt: skip
+
+
+def drop_indices(client, prefix: str) -> None:
+    """Delete the indices and template of a throw-away index ``prefix``."""
+    names = list(client.indices.get(index=f"{prefix}-*", allow_no_indices=True))
+    if names:
+        client.indices.delete(index=",".join(names))
+    client.options(ignore_status=404).indices.delete_index_template(name=f"wirestream-{prefix}*")
+
+
 def reader_speed(path: Path) -> dict[str, float]:
     """Return records/second for fastwarc and warcio reading every record body of ``path``."""
     from fastwarc.warc import ArchiveIterator as FastIterator
@@ -87,14 +115,7 @@ def main() -> int:
             Path(tmp) / "s.json",
         )
         write_warc(warc, args.articles)
-        profile.write_text(
-            f"elasticsearch: {{url: '{args.es_url}', index_prefix: {prefix}, alias: {prefix}}}\n"
-            f"dead_letter_dir: '{tmp}/dead-letter'\n"
-        )
-        command = [
-            sys.executable, "-m", "pipeline.cli", "backfill", str(warc), "--config", str(profile),
-            "--no-progress", "--summary-json", str(summary), *beam_args,
-        ]  # fmt: skip
+        command = backfill_command(warc, profile, summary, args.es_url, prefix, beam_args)
         started = time.perf_counter()
         try:
             proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
@@ -106,12 +127,7 @@ def main() -> int:
             client.indices.refresh(index=prefix)
             in_index = client.count(index=prefix)["count"]
         finally:
-            names = list(client.indices.get(index=f"{prefix}-*", allow_no_indices=True))
-            if names:
-                client.indices.delete(index=",".join(names))
-            client.options(ignore_status=404).indices.delete_index_template(
-                name=f"wirestream-{prefix}*"
-            )
+            drop_indices(client, prefix)
         speeds = reader_speed(warc)
     runner = next((a for a in beam_args if a.startswith("--runner")), "--runner=PrismRunner")
     print(f"{args.articles} WARC records on {runner.split('=')[-1]} (batch)")

@@ -111,6 +111,7 @@ class TreeSampler:
 
 def run_once(records: int, es_url: str, enrich: bool, beam_args: list[str]) -> dict:
     """Back-fill a WARC of ``records`` real pages; return its figures."""
+    from backfill import backfill_command, drop_indices
     from elasticsearch import Elasticsearch
 
     from tests.support.real_pages import write_real_warc
@@ -120,15 +121,8 @@ def run_once(records: int, es_url: str, enrich: bool, beam_args: list[str]) -> d
     with tempfile.TemporaryDirectory() as tmp:
         warc, profile, summary = (Path(tmp) / name for name in ("in.warc.gz", "p.yaml", "s.json"))
         write_real_warc(warc, SHARED, records, hosts=max(10, records // 50))
-        profile.write_text(
-            f"elasticsearch: {{url: '{es_url}', index_prefix: {prefix}, alias: {prefix}}}\n"
-            f"enrich: {{enabled: {str(enrich).lower()}}}\n"
-            f"dead_letter_dir: '{tmp}/dead-letter'\n"
-        )
-        command = [
-            sys.executable, "-m", "pipeline.cli", "backfill", str(warc), "--config", str(profile),
-            "--no-progress", "--summary-json", str(summary), *beam_args,
-        ]  # fmt: skip
+        enrich_line = f"enrich: {{enabled: {str(enrich).lower()}}}\n"
+        command = backfill_command(warc, profile, summary, es_url, prefix, beam_args, enrich_line)
         started = time.perf_counter()
         proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         sampler = TreeSampler(proc.pid)
@@ -144,12 +138,7 @@ def run_once(records: int, es_url: str, enrich: bool, beam_args: list[str]) -> d
                 client.count(index=prefix)["count"] if client.indices.exists(index=prefix) else 0
             )
         finally:
-            names = list(client.indices.get(index=f"{prefix}-*", allow_no_indices=True))
-            if names:
-                client.indices.delete(index=",".join(names))
-            client.options(ignore_status=404).indices.delete_index_template(
-                name=f"wirestream-{prefix}*"
-            )
+            drop_indices(client, prefix)
     return {
         "records": records,
         "exit": proc.returncode,
@@ -159,7 +148,6 @@ def run_once(records: int, es_url: str, enrich: bool, beam_args: list[str]) -> d
         "in_index": in_index,
         "seconds": result.get("seconds", wall),
         "wall": wall,
-        "warc_bytes": 0,
     }
 
 

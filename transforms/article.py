@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -44,9 +45,10 @@ class Page:
     fetched_at: datetime
     item: FeedItem
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """Return a hash of the page's text: a re-run skips a page indexed with this hash."""
+        """Return a hash of the page's text: a re-run skips a page indexed with this hash
+        (computed once, for the resume lookup and the extracted article)."""
         return text_digest(self.html)
 
 
