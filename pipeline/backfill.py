@@ -383,9 +383,7 @@ def start_backfill(
     def run():
         from apache_beam.options.pipeline_options import PipelineOptions
 
-        from pipeline.runners import runner_args
-
-        options = PipelineOptions(runner_args(beam_args, streaming=False), save_main_session=False)
+        options = PipelineOptions(beam_args, save_main_session=False)
         pipeline = beam.Pipeline(options=options)
         build_backfill(pipeline, settings, sources)
         result = pipeline.run()

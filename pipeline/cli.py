@@ -30,6 +30,43 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config).with_overrides(elasticsearch=_es_overrides(args))
 
 
+def beam_arguments(args: argparse.Namespace, beam_args: list[str], streaming: bool) -> list[str]:
+    """Return the Beam arguments of a run from the CLI's runner flags, and say where it runs."""
+    import os
+
+    from pipeline.runners import RUNNERS, choose_runner, runner_args
+
+    runner, master = getattr(args, "runner", None), getattr(args, "flink_master", None)
+    if runner and runner not in RUNNERS:  # a Beam runner by name, e.g. DataflowRunner
+        return runner_args([f"--runner={runner}", *beam_args], streaming)
+    chosen = choose_runner(runner, master)
+    resolved = runner_args(beam_args, streaming, chosen, master)
+    if chosen == "flink":
+        where = f"the Flink cluster at {master}" if master else "the local Flink cluster"
+        log.info("running on %s", where)
+    elif not streaming and (os.cpu_count() or 1) > 1:
+        log.info(
+            "running on Prism: one Python process; `wirestream flink start` once to use all "
+            "%d cores (the backfill then runs there by default)",
+            os.cpu_count(),
+        )
+    return resolved
+
+
+def _add_runner_flags(parser: argparse.ArgumentParser, default: str) -> None:
+    group = parser.add_argument_group("runner")
+    group.add_argument(
+        "--runner",
+        default=default,
+        help="prism (local, one Python process), flink (the local cluster of `wirestream "
+        "flink start`, all cores; with --flink-master a cluster of yours), auto (flink "
+        f"when the local cluster runs, else prism), or any Beam runner name (default {default})",
+    )
+    group.add_argument(
+        "--flink-master", help="HOST:PORT of your Flink cluster's REST endpoint (implies flink)"
+    )
+
+
 def _add_es_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Elasticsearch")
     group.add_argument("--es-url", help="cluster URL (default from the profile, else local node)")
@@ -40,16 +77,16 @@ def _add_es_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def start_stream(settings: Settings, beam_args: list[str], duration: float | None):
-    """Return a function that builds and starts the streaming job (run in the child)."""
+    """Return a function that builds and starts the streaming job (run in the child);
+    ``beam_args`` are complete (see :func:`beam_arguments`)."""
 
     def run():
         import apache_beam as beam
         from apache_beam.options.pipeline_options import PipelineOptions
 
-        from pipeline.runners import runner_args
         from pipeline.stream import build_stream
 
-        options = PipelineOptions(runner_args(beam_args, streaming=True), save_main_session=False)
+        options = PipelineOptions(beam_args, save_main_session=False)
         pipeline = beam.Pipeline(options=options)
         build_stream(pipeline, settings, duration)
         return pipeline.run()
@@ -160,7 +197,7 @@ def print_summary(settings: Settings) -> None:
 
 def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     settings = _settings(args)
-    code = run_stream(settings, beam_args, args.duration)
+    code = run_stream(settings, beam_arguments(args, beam_args, True), args.duration)
     if code == 0:
         print_summary(settings)
     return code
@@ -182,6 +219,7 @@ def cmd_backfill(args: argparse.Namespace, beam_args: list[str]) -> int:
         elasticsearch=_es_overrides(args), backfill=filters
     )
     prepare_index(settings)
+    beam_args = beam_arguments(args, beam_args, streaming=False)
     code = run_backfill(settings, sources, beam_args, not args.no_progress, args.summary_json)
     if code == 0:
         print_summary(settings)
@@ -212,7 +250,7 @@ def cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
             elasticsearch={**_es_overrides(args), "url": url},
         )
         print(f"streaming on Prism for {args.duration:g}s ...", flush=True)
-        code = run_stream(settings, beam_args, args.duration)
+        code = run_stream(settings, beam_arguments(args, beam_args, True), args.duration)
     print_summary(settings)
     print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
     return code
@@ -222,6 +260,12 @@ def cmd_es(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from pipeline import local_es
 
     return local_es.main([args.action, "--port", str(args.port)])
+
+
+def cmd_flink(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from pipeline import flink
+
+    return flink.main([args.action] + (["--slots", str(args.slots)] if args.slots else []))
 
 
 def cmd_setup(_args: argparse.Namespace, _beam_args: list[str]) -> int:
@@ -346,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wirestream",
         description="Streaming news ingestion: feeds -> articles -> normalised text -> entities "
         "-> Elasticsearch. Options not listed here are passed to Apache Beam "
-        "(e.g. --runner=FlinkRunner --flink_master=...).",
+        "(e.g. --parallelism=4, --checkpointing_interval=60000).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -356,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)"
     )
+    _add_runner_flags(run, "prism")
     _add_es_flags(run)
     run.set_defaults(func=cmd_run)
 
@@ -397,8 +442,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="extract and index everything again, even inputs already indexed with the "
         "same content (by default a re-run or restart skips them)",
     )
+    _add_runner_flags(backfill, "auto")
     _add_es_flags(backfill)
     backfill.set_defaults(func=cmd_backfill)
+
+    flink = sub.add_parser(
+        "flink", help="manage the local Flink session cluster (all cores; `--runner flink`)"
+    )
+    flink.add_argument("action", choices=["start", "stop", "status", "build"])
+    flink.add_argument("--slots", type=int, help="task slots (default: one per core)")
+    flink.set_defaults(func=cmd_flink)
 
     es = sub.add_parser("es", help="manage the local single-node Elasticsearch")
     es.add_argument("action", choices=["start", "stop", "status"])
@@ -473,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.ERROR)
         logging.getLogger().handlers[0].addFilter(_drop_import_noise)
         warnings.filterwarnings("ignore", message="nltk is not installed")
+    from pipeline.flink import FlinkError
     from pipeline.local_es import LocalElasticsearchError
     from pipeline.runners import RunnerError
 
@@ -481,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (LocalElasticsearchError, RunnerError) as exc:
+    except (LocalElasticsearchError, RunnerError, FlinkError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -77,12 +77,59 @@ def _named(beam_args: list[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in beam_args)
 
 
-def runner_args(beam_args: list[str], streaming: bool) -> list[str]:
-    """Return ``beam_args`` with the local Prism defaults unless a runner was named, and
-    a job-service timeout that does not end long runs unless one was given."""
+RUNNERS = ("auto", "prism", "flink")
+
+
+def flink_master_args(master: str, streaming: bool) -> list[str]:
+    """Beam arguments for a user's own Flink cluster: Beam's FlinkRunner starts the job
+    server built here (``wirestream flink build``) and submits to ``master``'s REST port;
+    the Python work goes to a worker pool beside each TaskManager (localhost:50000)."""
+    from pipeline.flink import FLINK_VERSION, build_job_server
+
+    return [
+        "--runner=FlinkRunner",
+        f"--flink_master={master}",
+        f"--flink_version={FLINK_VERSION}",
+        f"--flink_job_server_jar={build_job_server()}",
+        "--environment_type=EXTERNAL",
+        "--environment_config=localhost:50000",
+    ] + (["--streaming"] if streaming else [])
+
+
+def choose_runner(runner: str | None, flink_master: str | None = None) -> str:
+    """Return ``prism`` or ``flink`` for the CLI's ``--runner`` (``auto``: the local Flink
+    cluster when it runs, since it uses every core, else Prism)."""
+    if flink_master or runner == "flink":
+        return "flink"
+    if runner in (None, "prism"):
+        return "prism"
+    from pipeline.flink import status
+
+    return "flink" if status() is not None else "prism"
+
+
+def runner_args(
+    beam_args: list[str],
+    streaming: bool,
+    runner: str | None = None,
+    flink_master: str | None = None,
+) -> list[str]:
+    """Return the Beam arguments of a run: ``beam_args`` after the runner's own (Prism,
+    the local Flink cluster, the Flink at ``flink_master``, or a Beam ``--runner=...`` in
+    ``beam_args`` as given), with a job-service timeout that does not end long runs."""
     args = list(beam_args)
     if not _named(args, "--job_server_timeout"):
         args.append(f"--job_server_timeout={JOB_SERVER_TIMEOUT}")
     if _named(args, "--runner"):
         return args + (["--streaming"] if streaming and "--streaming" not in args else [])
-    return prism_args(streaming) + args
+    if choose_runner(runner, flink_master) == "prism":
+        return prism_args(streaming) + args
+    if flink_master:
+        return flink_master_args(flink_master, streaming) + args
+    from pipeline.flink import FlinkError
+    from pipeline.flink import runner_args as local_flink_args
+
+    try:
+        return local_flink_args(streaming) + args
+    except FlinkError as exc:
+        raise RunnerError(str(exc)) from None

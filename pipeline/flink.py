@@ -1,0 +1,450 @@
+"""Manage a local Apache Flink session cluster for wirestream (stdlib only).
+
+``wirestream flink start`` builds the Beam job server from Maven parts
+(``deploy/flink/job-server/pom.xml``; Maven Central as reached here serves no job-server
+jar for the SDK's Beam version), then starts on 127.0.0.1, each detached in its own
+session: a Flink JobManager and one single-slot TaskManager per core (started from the
+same jars), the Beam job server pointed at them, and a Python SDK worker pool (the
+venv's Python) that runs the pipeline's DoFns.
+
+One TaskManager per slot, not one with N slots: Beam's Flink runner shares one Python
+SDK worker among a TaskManager's slots (measured: with 2 slots and
+``--sdk_worker_parallelism=2`` one Python process did all the work of both slots), so a
+JVM per slot is what gives every core its own Python process. ``stop`` stops them all;
+``status`` says what runs. Logs and state live in ``<cache>/flink/``.
+
+Beam does not promise that a 2.62 job server works with the 2.77 SDK; ``tests/test_flink.py``
+is the guard. The day a matching job server is served, change ``JOB_SERVER_BEAM``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipeline.config import REPO_ROOT
+from pipeline.local_es import cache_dir, java_major
+
+JOB_SERVER_BEAM = "2.62.0"
+FLINK_VERSION = "1.19"
+HOST = "127.0.0.1"
+JAVA_MAJORS = (17, 11)  # the Java versions Flink 1.19 supports, preferred first
+POM = REPO_ROOT / "deploy" / "flink" / "job-server" / "pom.xml"
+# Flink's own launch scripts pass these on Java 17 (env.java.opts.all in its default config).
+JAVA_OPENS = [
+    "--add-exports=java.base/sun.net.util=ALL-UNNAMED",
+    "--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED",
+    "--add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED",
+    *(
+        f"--add-opens=java.base/{package}=ALL-UNNAMED"
+        for package in (
+            "java.lang",
+            "java.net",
+            "java.io",
+            "java.nio",
+            "sun.nio.ch",
+            "java.lang.reflect",
+            "java.text",
+            "java.time",
+            "java.util",
+            "java.util.concurrent",
+            "java.util.concurrent.atomic",
+            "java.util.concurrent.locks",
+        )
+    ),
+]
+
+
+TASK_HEAP_MB = 384  # a TaskManager's task heap: the Java side only moves bytes to Python
+TM_HEAP_MB = 128 + TASK_HEAP_MB  # framework heap + task heap = -Xmx
+
+
+class FlinkError(RuntimeError):
+    """A local Flink operation failed; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The local cluster's ports on 127.0.0.1."""
+
+    rest: int = 8081
+    rpc: int = 6123
+    job: int = 8099
+    artifact: int = 8098
+    worker_pool: int = 50000
+
+
+def flink_dir() -> Path:
+    """Where the cluster's config, logs and state live."""
+    return cache_dir() / "flink"
+
+
+def job_server_dir() -> Path:
+    """Where the job server is built (its pathing jar and ``lib/``)."""
+    return cache_dir() / f"flink-job-server-{JOB_SERVER_BEAM}"
+
+
+def job_server_jar() -> Path:
+    """The job server's pathing jar (exists once built)."""
+    return job_server_dir() / "target" / f"wirestream-flink-job-server-{JOB_SERVER_BEAM}.jar"
+
+
+def build_job_server(force: bool = False) -> Path:
+    """Build the job server with Maven (about a minute on a cold cache); return its jar."""
+    jar = job_server_jar()
+    if jar.exists() and not force:
+        return jar
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise FlinkError("Maven (`mvn`) is not on PATH; install it (apt-get install maven)")
+    workdir = job_server_dir()
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(POM, workdir / "pom.xml")
+    cmd = [mvn, "-B", "-q", "package"]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    if proc.returncode != 0 or not jar.exists():
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+        raise FlinkError(f"`{' '.join(cmd)}` in {workdir} failed (exit {proc.returncode}):\n{tail}")
+    return jar
+
+
+def find_java() -> Path:
+    """Return a ``java`` of a version Flink 1.19 runs on (``$FLINK_JAVA_HOME`` first)."""
+    homes = [Path(os.environ["FLINK_JAVA_HOME"])] if os.environ.get("FLINK_JAVA_HOME") else []
+    if not homes:
+        jvm = Path("/usr/lib/jvm")
+        homes = sorted(jvm.iterdir()) if jvm.is_dir() else []
+        if os.environ.get("JAVA_HOME"):
+            homes.insert(0, Path(os.environ["JAVA_HOME"]))
+    found = {}
+    for home in homes:
+        if (home / "bin" / "java").is_file():
+            found.setdefault(java_major(home), home / "bin" / "java")
+    for major in JAVA_MAJORS:
+        if major in found:
+            return found[major]
+    raise FlinkError(
+        f"Flink {FLINK_VERSION} needs Java {' or '.join(map(str, JAVA_MAJORS))}; found "
+        f"{sorted(m for m in found if m)} (install openjdk-17 or set FLINK_JAVA_HOME)"
+    )
+
+
+def render_config(ports: Ports, slots: int, task_heap_mb: int = TASK_HEAP_MB) -> str:
+    """Return ``flink-conf.yaml`` for a session cluster of single-slot TaskManagers on
+    127.0.0.1 (``slots`` is the job's default parallelism).
+
+    Started without Flink's shell scripts, the TaskManager needs every memory
+    component explicit (the scripts would derive them); the JVM flags below match.
+    """
+    settings = {
+        "jobmanager.rpc.address": HOST,
+        "jobmanager.bind-host": HOST,
+        "jobmanager.rpc.port": ports.rpc,
+        "rest.address": HOST,
+        "rest.bind-address": HOST,
+        "rest.port": ports.rest,
+        "taskmanager.host": HOST,
+        "taskmanager.bind-host": HOST,
+        "taskmanager.numberOfTaskSlots": 1,
+        "taskmanager.cpu.cores": 1,
+        "parallelism.default": slots,
+        "taskmanager.memory.framework.heap.size": "128m",
+        "taskmanager.memory.task.heap.size": f"{task_heap_mb}m",
+        "taskmanager.memory.framework.off-heap.size": "128m",
+        "taskmanager.memory.task.off-heap.size": "0m",
+        "taskmanager.memory.managed.size": "128m",
+        "taskmanager.memory.network.min": "64m",
+        "taskmanager.memory.network.max": "64m",
+        "taskmanager.memory.jvm-metaspace.size": "256m",
+        "taskmanager.memory.jvm-overhead.min": "192m",
+        "taskmanager.memory.jvm-overhead.max": "192m",
+        "io.tmp.dirs": str(flink_dir() / "tmp"),
+    }
+    return "".join(f"{key}: {value}\n" for key, value in settings.items())
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _state_file() -> Path:
+    return flink_dir() / "state.json"
+
+
+def _read_state() -> dict:
+    try:
+        return json.loads(_state_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def _overview(ports: Ports) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{ports.rest}/overview", timeout=3) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _lock() -> Iterator[None]:
+    flink_dir().mkdir(parents=True, exist_ok=True)
+    with open(flink_dir() / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _launch(name: str, cmd: list[str], env: dict | None = None) -> int:
+    log = flink_dir() / "log" / f"{name}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=flink_dir(),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C in the terminal does not reach the cluster
+        )
+    return proc.pid
+
+
+def _log_tail(name: str, lines: int = 15) -> str:
+    try:
+        text = (flink_dir() / "log" / f"{name}.log").read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _wait(what: str, name: str, pid: int, ready, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if not _alive(pid):
+            raise FlinkError(
+                f"the {what} exited during start-up; {flink_dir()}/log/{name}.log:\n"
+                + _log_tail(name)
+            )
+        time.sleep(0.5)
+    raise FlinkError(f"the {what} was not ready in time; see {flink_dir()}/log/{name}.log")
+
+
+def start(slots: int | None = None, ports: Ports = Ports(), timeout: float = 180) -> dict:
+    """Start the local cluster (or return the running one's state) once every part is ready."""
+    deadline = time.monotonic() + timeout
+    slots = slots or os.cpu_count() or 1
+    with _lock():
+        state = _read_state()
+        if state and all(_alive(pid) for pid in state["pids"].values()):
+            return state
+        _stop_parts(state)
+        busy = [f"{name} {port}" for name, port in asdict(ports).items() if _port_open(port)]
+        if busy:
+            raise FlinkError(
+                f"port(s) in use on {HOST}: {', '.join(busy)}; stop what listens there "
+                "(`ss -ltnp`) or pass other ports"
+            )
+        java = str(find_java())
+        jar = build_job_server()
+        lib = f"{jar.parent / 'lib'}/*"
+        for sub in ("conf", "log", "tmp"):
+            (flink_dir() / sub).mkdir(parents=True, exist_ok=True)
+        conf = flink_dir() / "conf"
+        (conf / "flink-conf.yaml").write_text(render_config(ports, slots))
+        pids: dict[str, int] = {}
+        state = {"pids": pids, "slots": slots, "ports": asdict(ports), "started": time.time()}
+        try:
+            pids["jobmanager"] = _launch(
+                "jobmanager",
+                [
+                    java,
+                    *JAVA_OPENS,
+                    "-Xmx512m",
+                    "-cp",
+                    lib,
+                    "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
+                    "--configDir",
+                    str(conf),
+                ],
+            )
+            _wait(
+                "JobManager",
+                "jobmanager",
+                pids["jobmanager"],
+                lambda: _overview(ports) is not None,
+                deadline,
+            )
+            for number in range(1, slots + 1):
+                pids[f"taskmanager-{number}"] = _launch(
+                    f"taskmanager-{number}",
+                    [
+                        java,
+                        *JAVA_OPENS,
+                        f"-Xmx{TM_HEAP_MB}m",
+                        f"-Xms{TM_HEAP_MB}m",
+                        "-XX:MaxDirectMemorySize=192m",
+                        "-XX:MaxMetaspaceSize=256m",
+                        "-cp",
+                        lib,
+                        "org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
+                        "--configDir",
+                        str(conf),
+                    ],
+                )
+            _wait(
+                "TaskManagers",
+                "taskmanager-1",
+                pids["taskmanager-1"],
+                lambda: (_overview(ports) or {}).get("slots-total") == slots,
+                deadline,
+            )
+            pids["job_server"] = _launch(
+                "job-server",
+                [
+                    java,
+                    *JAVA_OPENS,
+                    "-Xmx512m",
+                    "-jar",
+                    str(jar),
+                    f"--flink-master={HOST}:{ports.rest}",
+                    f"--job-host={HOST}",
+                    f"--job-port={ports.job}",
+                    f"--artifact-port={ports.artifact}",
+                    "--expansion-port=0",
+                ],
+            )
+            _wait(
+                "Beam job server",
+                "job-server",
+                pids["job_server"],
+                lambda: _port_open(ports.job),
+                deadline,
+            )
+            pids["worker_pool"] = _launch(
+                "worker-pool",
+                [sys.executable, "-m", "pipeline.worker_pool", f"--port={ports.worker_pool}"],
+            )
+            _wait(
+                "Python worker pool",
+                "worker-pool",
+                pids["worker_pool"],
+                lambda: _port_open(ports.worker_pool),
+                deadline,
+            )
+        except BaseException:
+            _stop_parts(state)
+            raise
+        _state_file().write_text(json.dumps(state))
+        return state
+
+
+def _stop_parts(state: dict, timeout: float = 30) -> list[str]:
+    """Stop the state's processes (workers first), SIGKILL after ``timeout``; return names."""
+    known = state.get("pids", {})
+    order = ["worker_pool", "job_server", *sorted(n for n in known if n.startswith("task"))]
+    pids = {name: known.get(name) for name in [*order, "jobmanager"]}
+    order.append("jobmanager")
+    running = [name for name in order if _alive(pids[name])]
+    for name in running:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pids[name], signal.SIGTERM)  # its own session: the SDK workers too
+    deadline = time.monotonic() + timeout
+    while any(_alive(pids[n]) for n in running) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    for name in running:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pids[name], signal.SIGKILL)
+    _state_file().unlink(missing_ok=True)
+    return running
+
+
+def stop() -> list[str]:
+    """Stop the local cluster; return the parts that were running."""
+    with _lock():
+        return _stop_parts(_read_state())
+
+
+def status() -> dict | None:
+    """Return the running cluster's state (slots, ports, jobs) or None when it is down."""
+    state = _read_state()
+    if not state or not all(_alive(pid) for pid in state["pids"].values()):
+        return None
+    overview = _overview(Ports(**state["ports"])) or {}
+    return {**state, "jobs_running": overview.get("jobs-running"), "flink": overview}
+
+
+def runner_args(streaming: bool) -> list[str]:
+    """Beam arguments that submit to the running local cluster, using all its slots."""
+    state = status()
+    if state is None:
+        raise FlinkError("the local Flink cluster is not running: `wirestream flink start`")
+    ports, slots = Ports(**state["ports"]), state["slots"]
+    return [
+        "--runner=PortableRunner",
+        f"--job_endpoint={HOST}:{ports.job}",
+        f"--artifact_endpoint={HOST}:{ports.artifact}",
+        "--environment_type=EXTERNAL",
+        f"--environment_config={HOST}:{ports.worker_pool}",
+        f"--parallelism={slots}",
+        "--sdk_worker_parallelism=1",  # per TaskManager, which has one slot
+    ] + (["--streaming"] if streaming else [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wirestream flink")
+    parser.add_argument("action", choices=["start", "stop", "status", "build"])
+    parser.add_argument("--slots", type=int, help="task slots (default: one per core)")
+    args = parser.parse_args(argv)
+    if args.action == "build":
+        print(f"job server: {build_job_server()}")
+        return 0
+    if args.action == "start":
+        state = start(args.slots)
+        ports = state["ports"]
+        print(
+            f"Flink {FLINK_VERSION} session cluster on {HOST}:{ports['rest']} with "
+            f"{state['slots']} slots; Beam job server {JOB_SERVER_BEAM} on :{ports['job']}; "
+            f"Python worker pool on :{ports['worker_pool']}; logs in {flink_dir() / 'log'}"
+        )
+        return 0
+    if args.action == "stop":
+        stopped = stop()
+        print(f"stopped {', '.join(stopped)}" if stopped else "the local Flink cluster was off")
+        return 0
+    state = status()
+    if state is None:
+        print("the local Flink cluster is not running")
+        return 1
+    print(
+        f"running: {state['slots']} slots, {state['jobs_running']} job(s) running, "
+        f"pids {state['pids']}"
+    )
+    return 0
