@@ -383,10 +383,12 @@ def start_backfill(
     def run():
         from apache_beam.options.pipeline_options import PipelineOptions
 
+        from pipeline.flink import on_cluster
+
         options = PipelineOptions(beam_args, save_main_session=False)
         pipeline = beam.Pipeline(options=options)
         build_backfill(pipeline, settings, sources)
-        result = pipeline.run()
+        result = on_cluster(pipeline.run(), beam_args)
         return ReportingResult(result, ProgressBar(sources, result, progress), summary_path)
 
     return run

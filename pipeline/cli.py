@@ -84,12 +84,13 @@ def start_stream(settings: Settings, beam_args: list[str], duration: float | Non
         import apache_beam as beam
         from apache_beam.options.pipeline_options import PipelineOptions
 
+        from pipeline.flink import on_cluster
         from pipeline.stream import build_stream
 
         options = PipelineOptions(beam_args, save_main_session=False)
         pipeline = beam.Pipeline(options=options)
         build_stream(pipeline, settings, duration)
-        return pipeline.run()
+        return on_cluster(pipeline.run(), beam_args)
 
     return run
 
@@ -195,9 +196,24 @@ def print_summary(settings: Settings) -> None:
             print(f"  top {key}: " + ", ".join(f"{name} ({count})" for name, count in rows))
 
 
+def on_flink(settings: Settings, beam_args: list[str]) -> Settings:
+    """Return ``settings`` for a stream on Flink: unless the profile changed
+    ``stream.poll_tick_seconds``, feeds are checked every 30 s (see pipeline.flink)."""
+    from pipeline.config import StreamSettings
+    from pipeline.flink import STREAM_TICK_SECONDS
+
+    default = StreamSettings.model_fields["poll_tick_seconds"].default
+    flink = any(a in ("--runner=PortableRunner", "--runner=FlinkRunner") for a in beam_args)
+    if not flink or settings.stream.poll_tick_seconds != default:
+        return settings
+    log.info("on Flink, feeds are checked for being due every %.0fs", STREAM_TICK_SECONDS)
+    return settings.with_overrides(stream={"poll_tick_seconds": STREAM_TICK_SECONDS})
+
+
 def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    settings = _settings(args)
-    code = run_stream(settings, beam_arguments(args, beam_args, True), args.duration)
+    beam_args = beam_arguments(args, beam_args, True)
+    settings = on_flink(_settings(args), beam_args)
+    code = run_stream(settings, beam_args, args.duration)
     if code == 0:
         print_summary(settings)
     return code
@@ -270,11 +286,13 @@ def cmd_flink(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 def cmd_setup(_args: argparse.Namespace, _beam_args: list[str]) -> int:
     from pipeline import local_es
+    from pipeline.flink import build_job_server
     from pipeline.runners import build_prism
     from transforms.gazetteer import default_path, write_gazetteer
 
     print(f"Prism: {build_prism()}")
     print(f"Elasticsearch: {local_es.fetch()}")
+    print(f"Flink job server: {build_job_server()}")
     gazetteer = default_path()
     print(f"Gazetteer: {gazetteer if gazetteer.exists() else write_gazetteer(gazetteer)}")
     return 0
@@ -459,7 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
     es.set_defaults(func=cmd_es)
 
     setup = sub.add_parser(
-        "setup", help="build Prism, fetch Elasticsearch, build the gazetteer (into the cache)"
+        "setup",
+        help="build Prism and the Flink job server, fetch Elasticsearch, build the gazetteer "
+        "(into the cache)",
     )
     setup.set_defaults(func=cmd_setup)
 
@@ -474,7 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
     extract.set_defaults(func=cmd_extract)
 
     replay = sub.add_parser("replay", help="re-index documents from dead-letter files")
-    replay.add_argument("files", nargs="+", help="dead-letter JSON-lines files")
+    replay.add_argument(
+        "files",
+        nargs="+",
+        help="dead-letter JSON-lines files, folders of them or globs (s3://, gs:// too)",
+    )
     replay.add_argument("--config", help="profile YAML (for the Elasticsearch settings)")
     _add_es_flags(replay)
     replay.set_defaults(func=cmd_replay)

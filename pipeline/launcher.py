@@ -5,7 +5,10 @@ included, which would die at once and drop what is in flight. So the pipeline
 runs in a child process in its own session; the parent turns the first Ctrl-C
 (or SIGTERM) into a drain request: the child stops polling, gives in-flight
 articles ``grace`` seconds to reach Elasticsearch, then cancels the job. A second
-Ctrl-C kills the child and its runner at once.
+Ctrl-C cancels the job at once (a job on a cluster too) and kills the child and its
+runner. When the DoFns run on a cluster (Flink), they cannot see the drain request, so
+the first Ctrl-C cancels the job there after the same flush window: what was in flight
+is redone by the next run (documents are idempotent, a backfill resumes).
 
 Kill means stop: if the CLI dies, even by SIGKILL to its process group, the child
 gets a parent-death signal and kills its own group (itself, the runner and any
@@ -34,13 +37,39 @@ log = logging.getLogger(__name__)
 
 # Set in the pipeline's process when a stop was requested; pollers check it.
 DRAINING = threading.Event()
+# Set on a second stop request: cancel the job now.
+ABORTING = threading.Event()
+# How to cancel the running job (set once it started); used on abort and parent death.
+_cancel_job: Callable[[], object] | None = None
+
+
+def _stop_requested(*_args) -> None:
+    (ABORTING if DRAINING.is_set() else DRAINING).set()
+
+
+def cancel_job(timeout: float = 15) -> None:
+    """Cancel the running job (if any) within ``timeout`` seconds; never raise."""
+    if _cancel_job is None:
+        return
+    worker = threading.Thread(target=_cancel_quietly, args=(_cancel_job,), daemon=True)
+    worker.start()
+    worker.join(timeout)
+
+
+def _cancel_quietly(cancel: Callable[[], object]) -> None:
+    try:
+        cancel()
+    except Exception as exc:  # the job may be over already
+        log.info("cancelling the job: %s", exc)
 
 
 def _run_job(run: Callable[[], object], grace: float) -> None:
     """Start the job, then wait for it to finish or for a drain request."""
-    signal.signal(signal.SIGTERM, lambda *_: DRAINING.set())
-    signal.signal(signal.SIGINT, lambda *_: DRAINING.set())
+    global _cancel_job
+    signal.signal(signal.SIGTERM, _stop_requested)
+    signal.signal(signal.SIGINT, _stop_requested)
     result = run()
+    _cancel_job = result.cancel
     finished = threading.Event()
     errors: list[BaseException] = []
 
@@ -58,6 +87,10 @@ def _run_job(run: Callable[[], object], grace: float) -> None:
         if DRAINING.is_set() and drain_started is None:
             drain_started = time.monotonic()
             log.warning("stopping: no new polls; flushing in-flight articles for %.0fs", grace)
+        if ABORTING.is_set():
+            log.warning("aborting: cancelling the job")
+            cancel_job()
+            raise SystemExit(130)
         if drain_started is not None and time.monotonic() - drain_started > grace:
             log.warning("flush window over; cancelling the job")
             report_counters(result)
@@ -100,11 +133,13 @@ def report_counters(result) -> dict[str, int]:
     return totals
 
 
+ABORT_SECONDS = 20  # after a second Ctrl-C, how long the child may take to cancel the job
 PR_SET_PDEATHSIG = 1
 PARENT_DIED = signal.SIGUSR1
 
 
 def _kill_own_group(*_args) -> None:
+    cancel_job()  # a job on a cluster would outlive this process
     os.killpg(0, signal.SIGKILL)
 
 
@@ -132,6 +167,8 @@ def _child(run: Callable[[], object], grace: float, parent: int) -> None:
     code = 0
     try:
         _run_job(run, grace)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
     except BaseException as exc:
         log.error("pipeline failed: %s", exc)
         code = 1
@@ -170,9 +207,10 @@ def run_supervised(
     )
     child.start()
     interrupts = 0
+    kill_at = None
 
     def forward(signum, _frame) -> None:
-        nonlocal interrupts
+        nonlocal interrupts, kill_at
         interrupts += 1
         if interrupts == 1:
             print(
@@ -181,15 +219,20 @@ def run_supervised(
                 flush=True,
             )
             os.kill(child.pid, signal.SIGTERM)
+        elif kill_at is None:
+            print("\naborting: cancelling the job", flush=True)
+            os.kill(child.pid, signal.SIGTERM)  # the child cancels the job, then exits
+            kill_at = time.monotonic() + ABORT_SECONDS
         else:
-            print("\naborting", flush=True)
-            os.killpg(child.pid, signal.SIGKILL)
+            kill_at = time.monotonic()
 
     stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {s: signal.signal(s, forward) for s in stops}
     try:
         while child.is_alive():
             child.join(timeout=1.0)
+            if kill_at is not None and time.monotonic() >= kill_at:
+                os.killpg(child.pid, signal.SIGKILL)
             if on_tick is not None and child.is_alive():
                 on_tick()
     finally:

@@ -10,11 +10,12 @@ from pipeline.cli import main as cli_main
 from pipeline.elastic import make_client
 from transforms.article import Article, Failure
 from transforms.sinks import (
-    append_dead_letter,
     bulk_index,
+    dead_letter_line,
     index_for,
     read_dead_letters,
     to_action,
+    write_dead_letter_file,
 )
 
 pytestmark = pytest.mark.integration
@@ -72,8 +73,9 @@ def test_rejected_document_is_dead_lettered_and_replayable(es_client, es_setting
 
     # the dead letter holds the action; fix it and replay through the CLI
     action["_source"]["word_count"] = 4
-    path = append_dead_letter(tmp_path, Failure("index", reason, "u", detail, payload=action))
-    (record,) = read_dead_letters([path])
+    failure = Failure("index", reason, "u", detail, payload=action)
+    path = write_dead_letter_file(str(tmp_path), "index", [dead_letter_line(failure)])
+    (record,) = read_dead_letters([str(tmp_path)])  # a folder, as a user replays it
     assert record["payload"]["_id"] == bad["_id"]
     code = cli_main(
         ["replay", str(path), "--es-url", cfg.url, *_prefix_flags(es_settings, tmp_path)]

@@ -15,6 +15,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import urlsplit
 
 import apache_beam as beam
@@ -27,7 +28,7 @@ from urllib3.util.retry import Retry
 
 from pipeline.config import FetchSettings
 from transforms.article import Failure, FeedItem, Page, dead_letter
-from transforms.politeness import gate_for
+from transforms.politeness import ReserveStartsDoFn, gate_for, host_key, wait_until
 from transforms.robots import RobotsCache
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -245,7 +246,9 @@ class FetchPageDoFn(beam.DoFn):
             make_robots(self.session, self.settings) if self.settings.respect_robots else None
         )
 
-    def process(self, item: FeedItem):
+    def process(self, element: tuple[FeedItem, float]):
+        item, start = element
+        wait_until(start)  # the start reserved for this host across all workers
         try:
             page = fetch_page(self.session, item, self.settings, self.robots)
         except FetchError as exc:
@@ -260,13 +263,29 @@ class FetchPageDoFn(beam.DoFn):
 
 
 class FetchPages(beam.PTransform):
-    """FeedItem -> Page, with failures on the ``dead_letter`` tag."""
+    """FeedItem -> Page, with failures on the ``dead_letter`` tag; request starts to one
+    host are spaced by ``host_min_delay`` across all workers (see ``politeness``)."""
 
     def __init__(self, settings: FetchSettings) -> None:
         super().__init__()
         self.settings = settings
 
     def expand(self, items):
-        return items | beam.ParDo(FetchPageDoFn(self.settings)).with_outputs(
+        delay = self.settings.host_min_delay
+        if delay > 0:
+            timed = (
+                items
+                | "ByHost"
+                >> beam.Map(lambda item: (host_key(item.url), item)).with_output_types(
+                    tuple[str, Any]
+                )
+                | "ReserveStarts"
+                >> beam.ParDo(ReserveStartsDoFn(delay)).with_output_types(tuple[Any, float])
+                # A host's reservations are made on one worker; its fetches need not be.
+                | "SpreadFetches" >> beam.Reshuffle()
+            )
+        else:
+            timed = items | "StartNow" >> beam.Map(lambda item: (item, 0.0))
+        return timed | "Fetch" >> beam.ParDo(FetchPageDoFn(self.settings)).with_outputs(
             "dead_letter", main="pages"
         )

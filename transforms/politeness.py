@@ -1,11 +1,12 @@
 """Per-host politeness: a minimum delay between request starts and a cap on requests in flight.
 
-The gate is per worker process (one per distinct pair of limits), shared by every
-``DoFn`` instance and thread in it. That is exact on a single-process runner (Prism,
-Direct) and on one worker of a distributed runner; across N workers a host may see N
-times the rate. Keyed state would make the limit global but would serialise each
-host's fetches through one key and block bundles with sleeps, so we chose the
-process-wide gate and say so here.
+Two layers. Across all workers, :class:`ReserveStartsDoFn` hands out start times per
+host from keyed state: Beam processes one key's elements one at a time wherever the
+key lives, so the reserved starts of a host are ``min_delay`` apart however many
+workers fetch (each fetch then waits for its start). It only reserves, never sleeps,
+so the keyed stage does not block. Within a worker process, :class:`HostGate` caps the
+requests in flight to a host and applies a longer robots.txt ``Crawl-delay`` (that one
+per process: it is learnt where robots.txt was read).
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
+import apache_beam as beam
+from apache_beam.coders import FloatCoder
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+
 _GATES: dict[tuple[float, int], HostGate] = {}
 _GATES_LOCK = threading.Lock()
 
@@ -24,7 +30,37 @@ def host_key(url: str) -> str:
     """Return the politeness key of ``url``: its lowercased host plus any explicit port."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    return host if parts.port is None else f"{host}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # a malformed port: the fetch will fail and say so
+        port = None
+    return host if port is None else f"{host}:{port}"
+
+
+class ReserveStartsDoFn(beam.DoFn):
+    """(host, item) -> (item, start): the wall-clock time (epoch seconds) its request
+    may start, ``min_delay`` after the host's previous reservation (and not before now)."""
+
+    NEXT_START = ReadModifyWriteStateSpec("next_start", FloatCoder())
+
+    def __init__(self, min_delay: float) -> None:
+        self.min_delay = min_delay
+        self.reserved = Metrics.counter("wirestream", "fetch_starts_reserved")
+
+    def process(self, element, next_start=beam.DoFn.StateParam(NEXT_START)):
+        _host, item = element
+        start = max(time.time(), next_start.read() or 0.0)
+        next_start.write(start + self.min_delay)
+        self.reserved.inc()
+        yield item, start
+
+
+def wait_until(start: float) -> float:
+    """Sleep until the wall-clock time ``start``; return the seconds slept."""
+    delay = start - time.time()
+    if delay > 0:
+        time.sleep(delay)
+    return max(delay, 0.0)
 
 
 class HostGate:

@@ -22,12 +22,11 @@ import dataclasses
 import json
 import logging
 import os
-import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -358,45 +357,86 @@ class WriteToElasticsearch(beam.PTransform):
         ).with_outputs("dead_letter", main="indexed")
 
 
-_WRITE_LOCK = threading.Lock()
-
-
-def append_dead_letter(directory: str | Path, failure: Failure) -> Path:
-    """Append one failure as a JSON line to ``<dir>/<stage>-<YYYYMMDD>.jsonl``; return the file."""
-    path = Path(directory) / f"{failure.stage}-{datetime.now(timezone.utc):%Y%m%d}.jsonl"
+def dead_letter_line(failure: Failure) -> str:
+    """Return ``failure`` as one JSON line of a dead-letter file."""
     record = {"time": datetime.now(timezone.utc).isoformat(), **dataclasses.asdict(failure)}
-    line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-    with _WRITE_LOCK:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+    return json.dumps(record, ensure_ascii=False, default=str) + "\n"
+
+
+def write_dead_letter_file(directory: str, stage: str, lines: list[str]) -> str:
+    """Write ``lines`` as a new file ``<dir>/<stage>-<YYYYMMDD-HHMMSS>-<id>.jsonl`` on any
+    Beam filesystem (local, s3://, gs://...) and return its path.
+
+    A new, uniquely named file per batch, not an append: object stores cannot append,
+    and workers on other machines must not share a file."""
+    from apache_beam.io.filesystems import FileSystems
+
+    name = f"{stage}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:12]}.jsonl"
+    path = FileSystems.join(directory, name)
+    if "://" not in directory:
+        os.makedirs(directory, exist_ok=True)
+    with FileSystems.create(path) as handle:
+        handle.write("".join(lines).encode("utf-8"))
     return path
 
 
-def read_dead_letters(paths: list[str | Path]) -> list[dict[str, Any]]:
-    """Return the dead-letter records in ``paths`` (JSON lines)."""
+def dead_letter_paths(arguments: list[str]) -> list[str]:
+    """Expand files, folders and globs (any Beam filesystem) to dead-letter files."""
+    from apache_beam.io.filesystems import FileSystems
+
+    paths = []
+    for argument in arguments:
+        pattern = argument
+        if "://" not in argument and os.path.isdir(argument):
+            pattern = os.path.join(argument, "*.jsonl")
+        for match in FileSystems.match([pattern])[0].metadata_list:
+            paths.append(match.path)
+    return sorted(paths)
+
+
+def read_dead_letters(arguments: list[str]) -> list[dict[str, Any]]:
+    """Return the dead-letter records of ``arguments`` (files, folders or globs)."""
+    from apache_beam.io.filesystems import FileSystems
+
     records = []
-    for path in paths:
-        with open(path, encoding="utf-8") as handle:
-            records.extend(json.loads(line) for line in handle if line.strip())
+    for path in dead_letter_paths(arguments):
+        with FileSystems.open(path, compression_type="uncompressed") as handle:
+            text = handle.read().decode("utf-8")
+        records.extend(json.loads(line) for line in text.splitlines() if line.strip())
     return records
 
 
+class WriteDeadLetterFilesDoFn(BatchingDoFn):
+    """Failure -> a JSON-lines file per stage and batch under ``directory``; counted."""
+
+    max_batch = 500
+    max_wait = 5.0
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.total = Metrics.counter("wirestream", "dead_letters")
+
+    def handle_batch(self, batch: list[WindowedValue]) -> Iterator:
+        by_stage: dict[str, list[str]] = {}
+        for held in batch:
+            failure = held.value
+            by_stage.setdefault(failure.stage, []).append(dead_letter_line(failure))
+        for stage, lines in by_stage.items():
+            path = write_dead_letter_file(self.directory, stage, lines)
+            log.info("%d dead letter(s) of stage %s written to %s", len(lines), stage, path)
+            self.total.inc(len(lines))
+            Metrics.counter("wirestream.dead_letters", stage).inc(len(lines))
+        return iter(())
+
+
 class WriteDeadLetters(beam.PTransform):
-    """Failure -> appended to JSON-lines files that ``wirestream replay`` can re-index."""
+    """Failure -> JSON-lines files under ``directory`` (a local folder every worker
+    shares, or any Beam filesystem path such as ``s3://bucket/dead-letter``) that
+    ``wirestream replay`` re-indexes."""
 
     def __init__(self, directory: str) -> None:
         super().__init__()
         self.directory = directory
 
     def expand(self, failures):
-        directory = self.directory
-
-        def write(failure: Failure) -> None:
-            append_dead_letter(directory, failure)
-            Metrics.counter("wirestream", "dead_letters").inc()
-            Metrics.counter("wirestream.dead_letters", failure.stage).inc()
-
-        return failures | "Append" >> beam.Map(write)
+        return failures | "Write" >> beam.ParDo(WriteDeadLetterFilesDoFn(self.directory))
