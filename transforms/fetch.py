@@ -28,7 +28,7 @@ from urllib3.util.retry import Retry
 
 from pipeline.config import FetchSettings
 from transforms.article import Failure, FeedItem, Page, dead_letter
-from transforms.politeness import ReserveStartsDoFn, gate_for, host_key, wait_until
+from transforms.politeness import PaceHostDoFn, gate_for, host_key
 from transforms.robots import RobotsCache
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -246,9 +246,7 @@ class FetchPageDoFn(beam.DoFn):
             make_robots(self.session, self.settings) if self.settings.respect_robots else None
         )
 
-    def process(self, element: tuple[FeedItem, float]):
-        item, start = element
-        wait_until(start)  # the start reserved for this host across all workers
+    def process(self, item: FeedItem):
         try:
             page = fetch_page(self.session, item, self.settings, self.robots)
         except FetchError as exc:
@@ -263,8 +261,8 @@ class FetchPageDoFn(beam.DoFn):
 
 
 class FetchPages(beam.PTransform):
-    """FeedItem -> Page, with failures on the ``dead_letter`` tag; request starts to one
-    host are spaced by ``host_min_delay`` across all workers (see ``politeness``)."""
+    """FeedItem -> Page, with failures on the ``dead_letter`` tag; requests to one host
+    start ``host_min_delay`` apart across all workers (see ``politeness``)."""
 
     def __init__(self, settings: FetchSettings) -> None:
         super().__init__()
@@ -273,19 +271,14 @@ class FetchPages(beam.PTransform):
     def expand(self, items):
         delay = self.settings.host_min_delay
         if delay > 0:
-            timed = (
+            items = (
                 items
                 | "ByHost"
                 >> beam.Map(lambda item: (host_key(item.url), item)).with_output_types(
                     tuple[str, Any]
                 )
-                | "ReserveStarts"
-                >> beam.ParDo(ReserveStartsDoFn(delay)).with_output_types(tuple[Any, float])
-                # A host's reservations are made on one worker; its fetches need not be.
-                | "SpreadFetches" >> beam.Reshuffle()
+                | "PaceHosts" >> beam.ParDo(PaceHostDoFn(delay))
             )
-        else:
-            timed = items | "StartNow" >> beam.Map(lambda item: (item, 0.0))
-        return timed | "Fetch" >> beam.ParDo(FetchPageDoFn(self.settings)).with_outputs(
+        return items | "Fetch" >> beam.ParDo(FetchPageDoFn(self.settings)).with_outputs(
             "dead_letter", main="pages"
         )
