@@ -59,7 +59,7 @@ def stage_costs(shared: Path, pages: int) -> dict[str, float]:
         extracted = clock()
         article = normalize_article(article)
         normalized = clock()
-        tag_entities(nlp, [article], max_chars=100_000)
+        list(tag_entities(nlp, [article], max_chars=100_000))  # a generator: run it
         tagged = clock()
         if number == 0:
             continue  # warm-up: first-call costs are not per article
