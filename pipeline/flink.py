@@ -387,9 +387,26 @@ def _stop_parts(state: dict, timeout: float = 30) -> list[str]:
 
 
 def stop() -> list[str]:
-    """Stop the local cluster; return the parts that were running."""
+    """Cancel the cluster's running jobs (so their CLIs end), then stop the cluster;
+    return the parts that were running."""
     with _lock():
-        return _stop_parts(_read_state())
+        state = _read_state()
+        if state:
+            rest = f"{HOST}:{state['ports']['rest']}"
+            for name in running_jobs(rest):
+                print(f"cancelling running job {name}", flush=True)
+                cancel_flink_job(rest, name)
+        return _stop_parts(state)
+
+
+def running_jobs(rest: str) -> list[str]:
+    """Return the names of the jobs not yet ended on the cluster at ``rest``."""
+    try:
+        with urllib.request.urlopen(f"http://{rest}/jobs/overview", timeout=5) as resp:
+            jobs = json.loads(resp.read())["jobs"]
+    except (OSError, ValueError):
+        return []
+    return [job["name"] for job in jobs if job["state"] not in _ENDED]
 
 
 def status() -> dict | None:

@@ -257,3 +257,22 @@ def test_politeness_holds_across_two_workers(cluster, es_client, es_settings, sh
         gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
         assert min(gaps) >= delay - 0.05, gaps
         assert max(n for _, n, _ in server.log) == 1
+
+
+def test_stopping_the_cluster_cancels_its_jobs_and_their_clis_end(
+    cluster, es_client, es_settings, shared_dir, tmp_path
+):
+    warc = tmp_path / "real.warc.gz"
+    write_real_warc(warc, shared_dir, RECORDS)
+    profile = _profile(tmp_path, es_settings)
+    proc = wirestream("backfill", str(warc), "--config", str(profile), "--no-progress")
+    deadline = time.monotonic() + 300
+    while not _running(cluster) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _running(cluster), "the backfill did not start on the cluster"
+    stopped = wirestream("flink", "stop")
+    out, _ = stopped.communicate(timeout=120)
+    assert stopped.returncode == 0 and "cancelling running job" in out, out
+    out, _ = proc.communicate(timeout=120)  # the backfill's CLI ends instead of waiting
+    assert proc.returncode != 0, out[-3000:]
+    assert flink.status() is None
