@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.config import REPO_ROOT
-from pipeline.local_es import cache_dir, java_major
+from pipeline.local_es import cache_dir, get_json, java_major, port_in_use, read_json_file
 
 JOB_SERVER_BEAM = "2.62.0"
 FLINK_VERSION = "1.19"
@@ -184,10 +183,7 @@ def _state_file() -> Path:
 
 
 def _read_state() -> dict:
-    try:
-        return json.loads(_state_file().read_text())
-    except (OSError, ValueError):
-        return {}
+    return read_json_file(_state_file())
 
 
 def _alive(pid: int | None) -> bool:
@@ -199,18 +195,14 @@ def _alive(pid: int | None) -> bool:
         return False
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1)
-        return sock.connect_ex((HOST, port)) == 0
-
-
 def _overview(ports: Ports) -> dict | None:
-    try:
-        with urllib.request.urlopen(f"http://{HOST}:{ports.rest}/overview", timeout=3) as resp:
-            return json.loads(resp.read())
-    except (OSError, ValueError):
-        return None
+    return get_json(f"http://{HOST}:{ports.rest}/overview")
+
+
+def _jobs(rest: str) -> list[dict] | None:
+    """Return the jobs of the cluster at ``rest`` (None when it does not answer)."""
+    answer = get_json(f"http://{rest}/jobs/overview", timeout=5)
+    return None if answer is None else answer.get("jobs", [])
 
 
 @contextlib.contextmanager
@@ -266,7 +258,7 @@ def start(slots: int | None = None, ports: Ports = Ports(), timeout: float = 180
         if state and all(_alive(pid) for pid in state["pids"].values()):
             return state
         _stop_parts(state)
-        busy = [f"{name} {port}" for name, port in asdict(ports).items() if _port_open(port)]
+        busy = [f"{name} {port}" for name, port in asdict(ports).items() if port_in_use(port)]
         if busy:
             raise FlinkError(
                 f"port(s) in use on {HOST}: {', '.join(busy)}; stop what listens there "
@@ -345,7 +337,7 @@ def start(slots: int | None = None, ports: Ports = Ports(), timeout: float = 180
                 "Beam job server",
                 "job-server",
                 pids["job_server"],
-                lambda: _port_open(ports.job),
+                lambda: port_in_use(ports.job),
                 deadline,
             )
             pids["worker_pool"] = _launch(
@@ -356,7 +348,7 @@ def start(slots: int | None = None, ports: Ports = Ports(), timeout: float = 180
                 "Python worker pool",
                 "worker-pool",
                 pids["worker_pool"],
-                lambda: _port_open(ports.worker_pool),
+                lambda: port_in_use(ports.worker_pool),
                 deadline,
             )
         except BaseException:
@@ -401,12 +393,7 @@ def stop() -> list[str]:
 
 def running_jobs(rest: str) -> list[str]:
     """Return the names of the jobs not yet ended on the cluster at ``rest``."""
-    try:
-        with urllib.request.urlopen(f"http://{rest}/jobs/overview", timeout=5) as resp:
-            jobs = json.loads(resp.read())["jobs"]
-    except (OSError, ValueError):
-        return []
-    return [job["name"] for job in jobs if job["state"] not in _ENDED]
+    return [job["name"] for job in _jobs(rest) or [] if job["state"] not in _ENDED]
 
 
 def status() -> dict | None:
@@ -502,10 +489,8 @@ def cancel_flink_job(rest: str, beam_job_id: str, timeout: float = 30) -> bool:
     name = beam_job_id.split("_", 1)[0]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://{rest}/jobs/overview", timeout=5) as resp:
-                jobs = json.loads(resp.read())["jobs"]
-        except (OSError, ValueError):
+        jobs = _jobs(rest)
+        if jobs is None:
             return False
         live = [j for j in jobs if j["name"] == name and j["state"] not in _ENDED]
         if not live:

@@ -286,11 +286,16 @@ def _check_reachable(path: Path) -> None:
 # --------------------------------------------------------------------------- process
 
 
-def _read_state() -> dict:
+def read_json_file(path: Path) -> dict:
+    """Return the JSON object in ``path``, or ``{}`` when it is missing or unreadable."""
     try:
-        return json.loads(_state_file().read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _read_state() -> dict:
+    return read_json_file(_state_file())
 
 
 def _alive(pid: int | None) -> bool:
@@ -312,13 +317,15 @@ def _server_pid(state: dict) -> int | None:
     return state.get("pgid")
 
 
-def _port_in_use(port: int) -> bool:
+def port_in_use(port: int) -> bool:
+    """Whether something listens on ``port`` of 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(1)
         return sock.connect_ex((HOST, port)) == 0
 
 
-def _get_json(url: str, timeout: float = 3) -> dict | None:
+def get_json(url: str, timeout: float = 3) -> dict | None:
+    """Return the JSON answer of a GET on ``url``, or None when there is none."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return json.loads(resp.read())
@@ -328,7 +335,7 @@ def _get_json(url: str, timeout: float = 3) -> dict | None:
 
 def _health(url: str) -> str | None:
     """Cluster health status (green/yellow/red) or None when unreachable."""
-    body = _get_json(f"{url}/_cluster/health")
+    body = get_json(f"{url}/_cluster/health")
     return body.get("status") if body else None
 
 
@@ -417,7 +424,7 @@ def start(port: int = DEFAULT_PORT, heap: str = "1g", timeout: float = 180) -> s
                 )
             _wait_healthy(url, None, deadline)
             return url
-        if _port_in_use(port):
+        if port_in_use(port):
             raise LocalElasticsearchError(
                 f"Port {port} on {HOST} is already in use by another process; stop it "
                 f"(see `ss -ltnp 'sport = :{port}'`) or choose another port with --port."
@@ -477,7 +484,7 @@ def status(port: int = DEFAULT_PORT) -> dict:
     ours = _alive(state.get("pgid")) or _alive(pid)
     url = state["url"] if ours and state.get("url") else f"http://{HOST}:{port}"
     health = _health(url)
-    nodes = _get_json(f"{url}/_nodes/_local?filter_path=nodes.*.version") or {}
+    nodes = get_json(f"{url}/_nodes/_local?filter_path=nodes.*.version") or {}
     versions = [n.get("version") for n in nodes.get("nodes", {}).values()]
     return {
         "running": health is not None,
