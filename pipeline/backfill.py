@@ -258,7 +258,7 @@ def summarize(counters: dict[tuple[str, str], int]) -> dict:
         count("to_index"),
         summary["indexed"],
         superseded,
-        count("index", "wirestream.dead_letters"),
+        count("index_failed"),
     )
     return summary
 

@@ -99,7 +99,12 @@ def prepare_index(settings: Settings) -> None:
     """Install the index templates, failing early with a clear message if ES is unreachable."""
     from elasticsearch import ConnectionError as ESConnectionError
 
-    from pipeline.elastic import install_index_template, install_stats_template, make_client
+    from pipeline.elastic import (
+        TemplateConflict,
+        install_index_template,
+        install_stats_template,
+        make_client,
+    )
 
     client = make_client(settings.elasticsearch.model_copy(update={"max_retries": 1}))
     try:
@@ -111,6 +116,8 @@ def prepare_index(settings: Settings) -> None:
             f"error: cannot reach Elasticsearch at {settings.elasticsearch.url} ({exc.message}); "
             "start the local node with `wirestream es start` or pass --es-url"
         ) from None
+    except TemplateConflict as exc:
+        raise SystemExit(f"error: {exc}") from None
     finally:
         client.close()
 
@@ -156,6 +163,8 @@ class StreamProgress:
         if self.bar.disable or now - self.last < self.every:
             return
         self.last = now
+        from elasticsearch import NotFoundError
+
         try:
             if self.client is None:
                 from pipeline.elastic import make_client
@@ -163,8 +172,10 @@ class StreamProgress:
                 self.client = make_client(self.settings.elasticsearch)
             count = self.client.count(index=self.settings.elasticsearch.alias)["count"]
             self.bar.set_description_str(f"streaming, {count} documents in the index")
+        except NotFoundError:  # the alias appears with the first document
+            self.bar.set_description_str("streaming, no documents yet")
         except Exception:  # the bar is informative only; the run reports errors itself
-            self.bar.set_description_str("streaming, index not reachable")
+            self.bar.set_description_str("streaming, Elasticsearch not reachable")
 
     def __enter__(self) -> StreamProgress:
         return self

@@ -45,6 +45,9 @@ class FetchSettings(_Strict):
     """How pages and feeds are downloaded."""
 
     timeout: float = Field(15.0, gt=0, description="seconds for connect and for each read")
+    deadline: float = Field(
+        60.0, gt=0, description="wall-clock seconds for a whole download: redirects, headers, body"
+    )
     max_bytes: int = Field(5_000_000, gt=0, description="responses larger than this are refused")
     retries: int = Field(2, ge=0)
     max_redirects: int = Field(5, ge=0)

@@ -34,12 +34,44 @@ def make_client(settings: ElasticsearchSettings) -> Elasticsearch:
     return Elasticsearch(settings.url, **kwargs)
 
 
+def template_priority(base: int, name: str) -> int:
+    """Return ``base`` plus the length of ``name`` (a prefix or an index name).
+
+    Elasticsearch refuses two composable templates of equal priority whose patterns
+    overlap. Two profiles' ``prefix-*`` patterns overlap only when one prefix extends the
+    other (``news`` and ``news-de``), so they always differ in length: the longer, more
+    specific one gets the higher priority and wins its own indices. The stats template's
+    base is far higher, so its exact index name always beats any articles pattern."""
+    return base + len(name)
+
+
 def index_template(settings: ElasticsearchSettings, path: Path = INDEX_TEMPLATE) -> dict[str, Any]:
     """Return the composable index template with the configured prefix and alias."""
     template = copy.deepcopy(json.loads(path.read_text(encoding="utf-8")))
     template["index_patterns"] = [f"{settings.index_prefix}-*"]
+    template["priority"] = template_priority(template["priority"], settings.index_prefix)
     template["template"]["aliases"] = {settings.alias: {}}
     return template
+
+
+class TemplateConflict(RuntimeError):
+    """Another index template with the same priority claims some of the same indices."""
+
+
+def _put_template(client: Elasticsearch, name: str, **body: Any) -> None:
+    from elasticsearch import BadRequestError
+
+    try:
+        client.indices.put_index_template(name=name, **body)
+    except BadRequestError as exc:
+        reason = str(exc.body.get("error", {}).get("reason", exc)) if exc.body else str(exc)
+        if "matching patterns from existing" not in reason:
+            raise
+        raise TemplateConflict(
+            f"index template '{name}' (patterns {body['index_patterns']}, priority "
+            f"{body['priority']}) overlaps another template of the same priority: {reason}. "
+            "Choose an index_prefix that does not overlap, or delete the other template."
+        ) from None
 
 
 def template_name(settings: ElasticsearchSettings) -> str:
@@ -49,8 +81,9 @@ def template_name(settings: ElasticsearchSettings) -> str:
 def install_index_template(client: Elasticsearch, settings: ElasticsearchSettings) -> None:
     """Create or update the articles template (idempotent)."""
     body = index_template(settings)
-    client.indices.put_index_template(
-        name=template_name(settings),
+    _put_template(
+        client,
+        template_name(settings),
         index_patterns=body["index_patterns"],
         template=body["template"],
         priority=body.get("priority"),
@@ -69,11 +102,12 @@ def install_stats_template(
     """Create or update the template of the ingestion-health index; return the index name."""
     index = stats_index_name(es, stats)
     body = json.loads(STATS_TEMPLATE.read_text(encoding="utf-8"))
-    client.indices.put_index_template(
-        name=f"wirestream-{index}",
+    _put_template(
+        client,
+        f"wirestream-{index}",
         index_patterns=[index],
         template=body["template"],
-        priority=body["priority"],
+        priority=template_priority(body["priority"], index),
         meta=body["_meta"],
     )
     return index

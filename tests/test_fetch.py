@@ -285,3 +285,110 @@ def test_robots_crawl_delay_slows_that_host(web, settings):
         fetch_page(session, _item(web.url(f"/{name}.html")), settings, robots)
     # a and b 1 s apart (robotparser reads whole seconds; robots.txt itself came before)
     assert time.monotonic() - started >= 0.95
+
+
+class _TrickleHandler(BaseHTTPRequestHandler):
+    """Sends one byte every 50 ms for up to 20 s: in the headers (``/headers``) or the
+    body, with or without a Content-Length; per-read timeouts never fire."""
+
+    def do_GET(self):
+        try:
+            if self.path == "/headers":
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                self._trickle(b"X-Slow: " + b"a" * 1000)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", HTML)
+            if self.path == "/sized":
+                self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self._trickle(b"<p>" + b"a" * 997)
+        except OSError:  # the client cut the connection: what the test wants
+            pass
+
+    def _trickle(self, data):
+        for byte in data[:400]:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(0.05)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("path", ["/headers", "/sized", "/unsized"])
+def test_trickling_server_costs_at_most_the_deadline(settings, path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TrickleHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        bounded = settings.model_copy(update={"deadline": 1.0, "timeout": 5})
+        started = time.monotonic()
+        with pytest.raises(FetchError) as info:
+            fetch_url(
+                make_session(bounded), f"http://127.0.0.1:{server.server_address[1]}{path}", bounded
+            )
+        elapsed = time.monotonic() - started
+        assert info.value.reason == "deadline", info.value
+        assert "within 1s" in str(info.value)
+        assert 0.9 < elapsed < 2.0, elapsed
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_deadline_leaves_a_fast_download_and_the_next_one_alone(web, settings):
+    url = web.add_route("/quick", "<html><p>quick</p></html>", {"Content-Type": HTML})
+    quick = settings.model_copy(update={"deadline": 0.5})
+    session = make_session(quick)
+    for _ in range(2):  # the second reuses the pooled connection after the timer is gone
+        assert fetch_url(session, url, quick).body.endswith(b"</html>")
+        time.sleep(0.6)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        (
+            "“quoted” — café\u00a0x".encode(),
+            "text/html; charset=iso-8859-1",
+            "“quoted” — café\u00a0x",
+        ),
+        ('<meta charset="utf-8"><p>naïve</p>'.encode(), "text/html; charset=utf-16", "naïve"),
+        (b'<meta charset="utf-8"><p>plain</p>', "text/html; charset=utf-16", "<p>plain</p>"),
+        ("<p>wide</p>".encode("utf-16-le"), "text/html; charset=utf-16le", "<p>wide</p>"),
+        ("\ufeff<p>bom</p>".encode("utf-16"), "text/html; charset=iso-8859-1", "<p>bom</p>"),
+        ("\ufeff<p>bóm</p>".encode(), "text/html; charset=windows-1252", "<p>bóm</p>"),
+    ],
+)
+def test_bytes_win_over_wrong_labels(body, content_type, expected):
+    assert expected in decode_html(body, content_type)
+
+
+def _real_pages(shared_dir):
+    """The benchmark pages as text (they are stored as UTF-8)."""
+    for path in sorted((shared_dir / "bench").glob("*/html/*.html.gz")):
+        yield path.name, gzip.decompress(path.read_bytes()).decode("utf-8")
+
+
+def test_real_utf8_pages_labelled_latin1_decode_as_utf8(shared_dir):
+    checked = 0
+    for name, text in _real_pages(shared_dir):
+        if not text.isascii():
+            assert decode_html(text.encode(), "text/html; charset=iso-8859-1") == text, name
+            checked += 1
+    assert checked >= 50
+
+
+def test_real_windows1252_pages_are_not_taken_for_utf8(shared_dir):
+    """The other side of the rule: genuine windows-1252 bytes of the same real pages
+    (where they fit in it) still decode as what their header says."""
+    checked = 0
+    for name, text in _real_pages(shared_dir):
+        try:
+            raw = text.encode("cp1252")
+        except UnicodeEncodeError:
+            continue
+        if not raw.isascii():
+            assert decode_html(raw, "text/html; charset=windows-1252") == text, name
+            checked += 1
+    assert checked >= 10, checked

@@ -1,6 +1,8 @@
 """Canonical URLs are the identity of an article."""
 
-from transforms.urls import canonicalize_url, source_domain
+import pytest
+
+from transforms.urls import canonicalize_url, host_port, source_domain
 
 
 def test_tracking_parameters_and_fragment_are_dropped():
@@ -21,3 +23,20 @@ def test_canonicalize_is_idempotent():
 def test_source_domain():
     assert source_domain("https://www.theguardian.com/world/x") == "theguardian.com"
     assert source_domain("http://127.0.0.1:8080/x") == "127.0.0.1:8080"
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical", "host"),
+    [
+        ("http://[::1]:8080/x?utm_source=a", "http://[::1]:8080/x", "[::1]:8080"),
+        ("http://[2001:DB8::1]/", "http://[2001:db8::1]/", "[2001:db8::1]"),
+        ("http://Example.com:99999/a", "http://example.com:99999/a", "example.com:99999"),
+        ("http://example.com:abc/", "http://example.com:abc/", "example.com:abc"),
+        ("http://[::1/unbalanced", "http://[::1/unbalanced", ""),
+        ("http://user:secret@Example.com/", "http://user@example.com/", "example.com"),
+    ],
+)
+def test_hostile_urls_never_raise(url, canonical, host):
+    assert canonicalize_url(url) == canonical
+    assert host_port(url) == host
+    assert source_domain(url) == host.removeprefix("www.")

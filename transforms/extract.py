@@ -25,6 +25,7 @@ from newspaper import Article as NewspaperArticle
 from newspaper.configuration import Configuration
 
 from transforms.article import Article, Failure, FeedItem, Page, dead_letter
+from transforms.guard import guarded
 from transforms.urls import canonicalize_url, source_domain
 
 MIN_BODY_CHARS = 200
@@ -193,6 +194,7 @@ class ExtractArticleDoFn(beam.DoFn):
         self.extracted = Metrics.counter("wirestream", "articles_extracted")
         self.failed = Metrics.counter("wirestream", "extract_failed")
 
+    @guarded("extract")
     def process(self, page: Page):
         try:
             article = extract_article(page.html, page.final_url, page.fetched_at, page.item)

@@ -33,6 +33,7 @@ from pipeline.config import FeedSpec, FetchSettings
 from pipeline.launcher import DRAINING
 from transforms.article import Failure, FeedItem, dead_letter
 from transforms.fetch import FetchError, fetch_url, make_session
+from transforms.guard import guarded
 from transforms.urls import canonicalize_url
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class PollFeedDoFn(beam.DoFn):
         self.session = make_session(self.settings)
         self.rng = random.Random()
 
+    @guarded("poll")
     def process(
         self,
         element: tuple[str, object],

@@ -1,6 +1,7 @@
 """Download feeds and article pages politely and defensively.
 
-``fetch_url`` is the one HTTP entry point: timeouts, a size cap enforced on the
+``fetch_url`` is the one HTTP entry point: per-read timeouts and a wall-clock
+deadline over the whole download (``transforms.deadline``), a size cap enforced on the
 *decoded* body (so a decompression bomb stops at the cap), limited redirects,
 retries with backoff on 429/5xx, a clear User-Agent, refusal of private,
 loopback and link-local addresses (checked again on every redirect hop) unless the
@@ -21,13 +22,14 @@ from urllib.parse import urlsplit
 import apache_beam as beam
 import requests
 from apache_beam.metrics import Metrics
-from requests.adapters import HTTPAdapter
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from pipeline.config import FetchSettings
 from transforms.article import Failure, FeedItem, Page, dead_letter
+from transforms.deadline import Deadline, DeadlineAdapter
+from transforms.guard import guarded
 from transforms.politeness import PaceHostDoFn, gate_for, host_key
 from transforms.robots import RobotsCache
 
@@ -73,7 +75,7 @@ def make_session(settings: FetchSettings) -> requests.Session:
         raise_on_status=False,
         redirect=False,
     )
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = DeadlineAdapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.max_redirects = settings.max_redirects
@@ -84,13 +86,17 @@ def make_session(settings: FetchSettings) -> requests.Session:
 
 def check_address(url: str, allow_private: bool) -> None:
     """Raise ``FetchError`` unless ``url`` is http(s) to a public address (or private allowed)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a bad port or an unbalanced IPv6 bracket
+        raise FetchError("bad_url", f"not a valid URL: {url[:300]!r} ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise FetchError("bad_url", f"not an http(s) URL: {url!r}")
+        raise FetchError("bad_url", f"not an http(s) URL: {url[:300]!r}")
     if allow_private:
         return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(parts.hostname, port or 80, proto=socket.IPPROTO_TCP)
     except OSError as exc:
         raise FetchError("dns", f"cannot resolve {parts.hostname}: {exc}") from None
     for info in infos:
@@ -112,21 +118,31 @@ def fetch_url(
     """Return the response for ``url``, or raise ``FetchError`` with a countable reason."""
     gate = gate_for(settings.host_min_delay, settings.host_max_concurrent)
     current = url
-    for _ in range(settings.max_redirects + 1):
-        check_address(current, settings.allow_private_addresses)
-        with gate.slot(current):
-            resp = _get(session, current, settings, headers)
-            with resp:
-                if resp.is_redirect and resp.headers.get("location"):
-                    current = requests.compat.urljoin(current, resp.headers["location"])
-                    continue
-                body = _read_capped(resp, current, settings.max_bytes)
+    with Deadline(settings.deadline) as deadline:
+        try:
+            for _ in range(settings.max_redirects + 1):
+                check_address(current, settings.allow_private_addresses)
+                with gate.slot(current):
+                    resp = _get(session, current, settings, headers)
+                    with resp:
+                        if resp.is_redirect and resp.headers.get("location"):
+                            current = requests.compat.urljoin(current, resp.headers["location"])
+                            continue
+                        body = _read_capped(resp, current, settings.max_bytes)
+                if deadline.expired:  # the body may look complete when the socket was cut
+                    raise FetchError("deadline", "")
                 return Response(
                     url=current,
                     status=resp.status_code,
                     headers={k.lower(): v for k, v in resp.headers.items()},
                     body=body,
                 )
+        except FetchError:
+            if deadline.expired:
+                raise FetchError(
+                    "deadline", f"{url}: not downloaded within {settings.deadline:g}s"
+                ) from None
+            raise
     raise FetchError("too_many_redirects", f"{url}: more than {settings.max_redirects} redirects")
 
 
@@ -177,16 +193,28 @@ def declared_charset(content_type: str) -> str | None:
 
 
 def decode_html(body: bytes, content_type: str = "") -> str:
-    """Return ``body`` as text: charset from header, then ``<meta>``, then detection.
+    """Return ``body`` as text, decoded as the evidence says.
 
-    A declared charset is used only if the bytes decode cleanly with it: servers
-    often label windows-1252 pages as UTF-8.
+    A byte-order mark wins; then bytes that are valid UTF-8 with multi-byte sequences
+    are UTF-8 whatever the labels claim (a server's default ``charset=iso-8859-1`` on a
+    UTF-8 page is common; the reverse, Latin-1 text that happens to be valid multi-byte
+    UTF-8, is vanishingly rare). Otherwise the header's charset, then ``<meta>``, each
+    only if the bytes decode cleanly with it (servers often label windows-1252 pages
+    as UTF-8) and a UTF-16/32 label only on bytes that have the NULs such text must.
     """
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(name, errors="replace")
+    if not body.isascii():
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
     candidates = [declared_charset(content_type)]
     meta = _META_CHARSET.search(body[:4096])
     candidates.append(meta.group(1).decode("ascii") if meta else None)
     for name in candidates:
-        if not name:
+        if not name or (_is_wide(name) and b"\x00" not in body[:4096]):
             continue
         try:
             return body.decode(_alias(name))
@@ -194,6 +222,19 @@ def decode_html(body: bytes, content_type: str = "") -> str:
             continue
     # No usable declaration: resiliparse detects, then falls back to utf-8 and cp1252.
     return bytes_to_str(body, detect_encoding(body), errors="replace")
+
+
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+
+def _is_wide(name: str) -> bool:
+    return name.lower().replace("_", "-").startswith(("utf-16", "utf16", "utf-32", "utf32", "ucs"))
 
 
 def _alias(name: str) -> str:
@@ -246,6 +287,7 @@ class FetchPageDoFn(beam.DoFn):
             make_robots(self.session, self.settings) if self.settings.respect_robots else None
         )
 
+    @guarded("fetch")
     def process(self, item: FeedItem):
         try:
             page = fetch_page(self.session, item, self.settings, self.robots)

@@ -17,6 +17,7 @@ from apache_beam.metrics import Metrics
 from pipeline.config import EnrichSettings
 from transforms.article import Article
 from transforms.gazetteer import Gazetteer, Place, load_gazetteer
+from transforms.guard import guarded
 
 CONTEXT_BOOST = 20
 
@@ -69,6 +70,7 @@ class GeocodePlacesDoFn(beam.DoFn):
             self.settings.gazetteer_path, self.settings.gazetteer_min_population
         )
 
+    @guarded("geocode", passthrough=True)
     def process(self, article: Article):
         geocoded = geocode_article(self.gazetteer, article)
         if geocoded.locations:

@@ -16,12 +16,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlsplit
 
 import apache_beam as beam
 from apache_beam.coders import FloatCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+
+from transforms.urls import host_port
 
 _GATES: dict[tuple[float, int], HostGate] = {}
 _GATES_LOCK = threading.Lock()
@@ -29,13 +30,7 @@ _GATES_LOCK = threading.Lock()
 
 def host_key(url: str) -> str:
     """Return the politeness key of ``url``: its lowercased host plus any explicit port."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    try:
-        port = parts.port
-    except ValueError:  # a malformed port: the fetch will fail and say so
-        port = None
-    return host if port is None else f"{host}:{port}"
+    return host_port(url)
 
 
 class PaceHostDoFn(beam.DoFn):

@@ -16,14 +16,41 @@ def _is_tracking(name: str) -> bool:
     return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
 
 
+def host_port(url: str) -> str:
+    """Return ``url``'s lowercased host plus any explicit port (``[::1]:8080`` for IPv6).
+
+    Never raises: a malformed port is kept as written (the fetch fails and says so), and
+    a string that is not a URL at all gives ``""``."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return ""
+    return _host_port(parts)
+
+
+def _host_port(parts) -> str:
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 literal keeps its brackets, or the port would be ambiguous
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # out of range or not a number
+        port = parts.netloc.rpartition(":")[2]
+    return host if port in (None, "") else f"{host}:{port}"
+
+
 def canonicalize_url(url: str) -> str:
-    """Return ``url`` without fragment and tracking parameters, scheme and host lowercased."""
-    parts = urlsplit(url.strip())
+    """Return ``url`` without fragment and tracking parameters, scheme and host lowercased.
+
+    Never raises: what ``urlsplit`` cannot parse is returned stripped, as it came."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url.strip()
     query = urlencode(
         [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)]
     )
-    host = (parts.hostname or "").lower()
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    netloc = _host_port(parts)
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", query, ""))
@@ -31,6 +58,4 @@ def canonicalize_url(url: str) -> str:
 
 def source_domain(url: str) -> str:
     """Return the publisher's domain (host without ``www.``), plus a non-default port."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower().removeprefix("www.")
-    return host if parts.port is None else f"{host}:{parts.port}"
+    return host_port(url).removeprefix("www.")

@@ -17,6 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms.article import Article, Failure, FeedItem, Page
+from transforms.guard import guarded
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class ParseFileDoFn(beam.DoFn):
         self.files = Metrics.counter("wirestream", "files_read")
         self.read = Metrics.counter("wirestream", "read")
 
+    @guarded("read", partial=True)
     def process(self, element):
         root, metadata = element
         self.files.inc()

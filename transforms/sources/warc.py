@@ -28,6 +28,7 @@ from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from transforms.article import Failure, FeedItem, Page
 from transforms.fetch import HTML_TYPES, decode_html
+from transforms.guard import guarded
 from transforms.sources.records import count_skip, http_body, parse_http_response
 from transforms.urls import canonicalize_url
 
@@ -221,6 +222,7 @@ class ReadWarcBlockDoFn(beam.DoFn):
         self.read = Metrics.counter("wirestream", "read")
         self.failed = Metrics.counter("wirestream", "read_failed")
 
+    @guarded("read", partial=True)
     def process(self, block: WarcBlock):
         with FileSystems.open(block.path, compression_type="uncompressed") as stream:
             gzipped = stream.read(3) == GZIP_MAGIC
