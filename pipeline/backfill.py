@@ -138,7 +138,7 @@ class ExtractAndIndex(beam.PTransform):
             inputs
             | "CountExtracted" >> beam.Map(count_as, "extracted")
             | "Filter" >> FilterArticles(options)
-            | "NormalizeText" >> NormalizeArticles()
+            | "NormalizeText" >> NormalizeArticles(settings.max_body_chars)
             | "TagEntities" >> TagEntities(settings.enrich)
             | "WriteToElasticsearch"
             >> WriteToElasticsearch(settings.elasticsearch, versioned=True, emit_indexed=False)
@@ -259,6 +259,7 @@ def summarize(counters: dict[tuple[str, str], int]) -> dict:
         summary["indexed"],
         superseded,
         count("index_failed"),
+        count("sink_waited_ms"),
     )
     return summary
 

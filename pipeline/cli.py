@@ -96,7 +96,8 @@ def start_stream(settings: Settings, beam_args: list[str], duration: float | Non
 
 
 def prepare_index(settings: Settings) -> None:
-    """Install the index templates, failing early with a clear message if ES is unreachable."""
+    """Install the index templates, failing early with a clear message if ES is unreachable,
+    then re-offer what an earlier outage sent to dead letters (``pipeline.replay``)."""
     from elasticsearch import ConnectionError as ESConnectionError
 
     from pipeline.elastic import (
@@ -105,12 +106,17 @@ def prepare_index(settings: Settings) -> None:
         install_stats_template,
         make_client,
     )
+    from pipeline.replay import replay_transient
 
     client = make_client(settings.elasticsearch.model_copy(update={"max_retries": 1}))
     try:
         install_index_template(client, settings.elasticsearch)
         if settings.stats.enabled:
             install_stats_template(client, settings.elasticsearch, settings.stats)
+        quick = settings.elasticsearch.model_copy(update={"retry_seconds": 30})
+        replayed = replay_transient(client, settings.dead_letter_dir, quick)
+        if replayed.files:
+            print(replayed.line(), flush=True)
     except ESConnectionError as exc:
         raise SystemExit(
             f"error: cannot reach Elasticsearch at {settings.elasticsearch.url} ({exc.message}); "

@@ -76,7 +76,13 @@ class ElasticsearchSettings(_Strict):
     alias: str = "news"
     batch_size: int = Field(200, gt=0)
     max_wait_seconds: float = Field(5.0, gt=0, description="longest a document waits for a batch")
-    max_retries: int = Field(5, ge=0, description="retries of 429/5xx with exponential backoff")
+    max_retries: int = Field(5, ge=0, description="the client's retries of one request")
+    retry_seconds: float = Field(
+        900.0,
+        ge=0,
+        description="how long an outage, 429/5xx or a write block is retried (backoff up to "
+        "30 s) before its documents go to dead letters; rejected documents go at once",
+    )
     request_timeout: float = Field(30.0, gt=0)
 
 
@@ -155,6 +161,9 @@ class Settings(_Strict):
     backfill: BackfillSettings = BackfillSettings()
     stats: StatsSettings = StatsSettings()
     dead_letter_dir: str = "var/dead-letter"
+    max_body_chars: int = Field(
+        200_000, gt=0, description="longer bodies are cut (the document says body_truncated)"
+    )
 
     @model_validator(mode="after")
     def _unique_feeds(self) -> Settings:

@@ -105,6 +105,7 @@ def _run_job(run: Callable[[], object], grace: float) -> None:
             totals.get("indexed", 0),
             totals.get("index_superseded", 0),
             totals.get("index_failed", 0),
+            totals.get("sink_waited_ms", 0),
         )
         print(format_sink(sink), flush=True)
         check(sink, "see the log for the failing stage")

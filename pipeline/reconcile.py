@@ -8,8 +8,11 @@ class ReconciliationError(RuntimeError):
     """Documents entered the sink but were neither acknowledged nor dead-lettered."""
 
 
-def reconcile(entered: int, acknowledged: int, superseded: int, dead_lettered: int) -> dict:
-    """Return the four counts and ``gap``: what entered and is not accounted for."""
+def reconcile(
+    entered: int, acknowledged: int, superseded: int, dead_lettered: int, waited_ms: int = 0
+) -> dict:
+    """Return the four counts, ``gap`` (what entered and is not accounted for) and how
+    long the sink waited for Elasticsearch to take documents (outages, write blocks)."""
     gap = entered - acknowledged - superseded - dead_lettered
     return {
         "entered": entered,
@@ -17,6 +20,7 @@ def reconcile(entered: int, acknowledged: int, superseded: int, dead_lettered: i
         "superseded": superseded,
         "dead_lettered": dead_lettered,
         "gap": gap,
+        "waited_seconds": waited_ms / 1000,
     }
 
 
@@ -27,6 +31,8 @@ def format_sink(sink: dict) -> str:
         f"Elasticsearch + {sink['superseded']} superseded by another copy + "
         f"{sink['dead_lettered']} dead-lettered"
     )
+    if sink.get("waited_seconds"):
+        line += f"; batches waited {sink['waited_seconds']:.0f}s in all for Elasticsearch"
     return line + ("" if sink["gap"] == 0 else f"; GAP: {sink['gap']:+d} unaccounted for")
 
 

@@ -36,7 +36,7 @@ def build_stream(pipeline: beam.Pipeline, settings: Settings, duration: float | 
     written = (
         articles.articles
         | "MergeFeeds" >> MergeFeeds(ttl)
-        | "NormalizeText" >> NormalizeArticles()
+        | "NormalizeText" >> NormalizeArticles(settings.max_body_chars)
         | "TagEntities" >> TagEntities(settings.enrich)
         | "WriteToElasticsearch" >> WriteToElasticsearch(settings.elasticsearch)
     )

@@ -100,9 +100,27 @@ def test_elasticsearch_down_is_retried_then_dead_lettered(es_settings):
     port = probe.getsockname()[1]
     probe.close()
     cfg = es_settings.elasticsearch.model_copy(
-        update={"url": f"http://127.0.0.1:{port}", "max_retries": 1}
+        update={"url": f"http://127.0.0.1:{port}", "max_retries": 1, "retry_seconds": 3}
     )
     actions = [to_action(_article(n), cfg.index_prefix) for n in range(3)]
     indexed, failed = bulk_index(make_client(cfg), actions, cfg)
     assert indexed == 0
     assert [reason for _, reason, _ in failed] == ["unavailable"] * 3
+
+
+def test_a_huge_body_is_bounded_flagged_and_indexed(es_client, es_settings):
+    from transforms.normalize import normalize_article, normalize_text
+
+    huge = _article(99).replace(body="word " * 900_000)  # a 4.5 MB one-line "article"
+    bounded = normalize_article(huge, 200_000)
+    assert bounded.body_truncated and len(bounded.body) <= 200_000
+    assert bounded.body.endswith("word") and normalize_text(bounded.body_normalized) == (
+        bounded.body_normalized
+    )
+    assert not normalize_article(_article(1), 200_000).body_truncated
+    action = to_action(bounded, es_settings.elasticsearch.index_prefix)
+    settings = es_settings.elasticsearch
+    indexed, failed = bulk_index(es_client, [action], settings)
+    assert (indexed, failed) == (1, [])
+    doc = es_client.get(index=action["_index"], id=action["_id"])["_source"]
+    assert doc["body_truncated"] is True and len(doc["body"]) <= 200_000

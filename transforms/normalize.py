@@ -14,6 +14,7 @@ import sys
 import unicodedata
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 
 from transforms.article import Article
 
@@ -276,8 +277,26 @@ def normalize_title(title: str) -> str:
 # --- Beam stage -------------------------------------------------------------------------
 
 
-def normalize_article(article: Article) -> Article:
-    """Return ``article`` with ``title_normalized``, ``body_normalized`` and ``word_count`` set."""
+MAX_BODY_CHARS = 200_000  # a very long feature is ~60,000 characters
+
+
+def bound_body(article: Article, limit: int = MAX_BODY_CHARS) -> Article:
+    """Return ``article`` with its body cut to at most ``limit`` characters, at the last
+    space before the limit when there is one nearby, and ``body_truncated`` set; so one
+    huge page (a 4.5 MB one-line "article") cannot hold a worker's memory in every later
+    stage and in Elasticsearch."""
+    if len(article.body) <= limit:
+        return article
+    cut = article.body[:limit]
+    space = cut.rfind(" ", max(limit - 1000, 0))
+    Metrics.counter("wirestream", "bodies_truncated").inc()
+    return article.replace(body=(cut[:space] if space > 0 else cut).rstrip(), body_truncated=True)
+
+
+def normalize_article(article: Article, max_body_chars: int = MAX_BODY_CHARS) -> Article:
+    """Return ``article`` (its body bounded by ``max_body_chars``) with ``title_normalized``,
+    ``body_normalized`` and ``word_count`` set."""
+    article = bound_body(article, max_body_chars)
     body = normalize_text(article.body)
     words = sum(1 for token in body.split() if any(ch.isalnum() for ch in token))
     return article.replace(
@@ -286,10 +305,15 @@ def normalize_article(article: Article) -> Article:
 
 
 class NormalizeArticles(beam.PTransform):
-    """Article -> Article with the normalised title and body (FORMAT.md)."""
+    """Article -> Article with the bounded body and the normalised title and body
+    (FORMAT.md)."""
+
+    def __init__(self, max_body_chars: int = MAX_BODY_CHARS) -> None:
+        super().__init__()
+        self.max_body_chars = max_body_chars
 
     def expand(self, articles):
-        return articles | beam.Map(normalize_article)
+        return articles | beam.Map(normalize_article, self.max_body_chars)
 
 
 if __name__ == "__main__":  # pragma: no cover - a convenience for quick checks

@@ -41,6 +41,7 @@ from transforms.batching import BatchingDoFn
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+MAX_BACKOFF = 30.0  # seconds between two tries of one batch during an outage
 SUPERSEDED = "superseded"  # a version conflict: an equal or newer copy is indexed
 RECENT_IDS = 100_000  # per writer: ids written lately, to count repeats without a request
 # One element sent through the sink at start-up, alone, so that its counters reach the
@@ -82,6 +83,7 @@ def to_document(article: Article) -> dict[str, Any]:
         "tags": article.tags,
         "top_image": article.top_image,
         "word_count": article.word_count,
+        "body_truncated": article.body_truncated,
         "content_hash": article.content_hash,
         "page_digest": article.page_digest or None,
         "entities": article.entities,
@@ -113,15 +115,19 @@ def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSet
     """Index ``actions`` (distinct ids); return (indexed count, [(action, reason, detail)]
     that were not indexed).
 
-    429s are retried per document by the helper; whole-request failures (node down,
-    timeouts, 5xx) are retried with exponential backoff, then reported as
-    ``unavailable``. A version conflict is reported as ``superseded``: not an error, a
-    newer copy is already there.
+    What may heal is retried with exponential backoff (up to ``MAX_BACKOFF`` seconds)
+    for ``settings.retry_seconds``: the node down or unreachable, timeouts, 429, 5xx and
+    write blocks (``cluster_block_exception``, e.g. a disk flood-stage block). While it
+    waits the calling stage waits too, which holds back the stages feeding it. Only
+    then are the documents reported ``unavailable``. A rejection (mapping conflict,
+    oversized document) is reported at once; a version conflict as ``superseded``: not
+    an error, a newer copy is already there.
     """
     pending = {action["_id"]: action for action in actions}
     indexed, failed = 0, []
     last: tuple[int | str, str] = ("N/A", "")
-    for attempt in range(settings.max_retries + 1):
+    started, attempt = time.monotonic(), 0
+    while True:
         retry: dict[str, dict[str, Any]] = {}
         try:
             for ok, info in helpers.streaming_bulk(
@@ -143,7 +149,7 @@ def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSet
                 status = result.get("status", "N/A")
                 error = result.get("error") or result.get("exception")
                 reason = json.dumps(error, default=str)
-                if status == "N/A" or status in RETRYABLE_STATUS:
+                if _transient(status, reason):
                     retry[doc_id] = pending.pop(doc_id)
                     last = (status, reason[:1000])
                 elif status == 409 and "version_conflict" in reason:
@@ -156,17 +162,40 @@ def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSet
         if not retry:
             return indexed, failed
         pending = retry
-        if attempt < settings.max_retries:
-            delay = min(2**attempt, 30)
-            log.warning(
-                "Elasticsearch unavailable (%s); retrying %d docs in %ss",
-                last[0],
-                len(pending),
-                delay,
-            )
-            time.sleep(delay)
+        delay = min(2.0**attempt, MAX_BACKOFF)
+        waited = time.monotonic() - started
+        if waited + delay > settings.retry_seconds:
+            break
+        log.warning(
+            "Elasticsearch cannot take %d documents yet (%s%s); retrying in %.0fs "
+            "(waiting %.0fs so far, up to %.0fs)",
+            len(pending),
+            last[0],
+            " write block" if "cluster_block" in last[1] else "",
+            delay,
+            waited,
+            settings.retry_seconds,
+        )
+        time.sleep(delay)
+        Metrics.counter("wirestream", "sink_waited_ms").inc(int(delay * 1000))
+        attempt += 1
+    log.error(
+        "Elasticsearch still cannot take %d documents after %.0fs (%s); they go to dead letters",
+        len(pending),
+        time.monotonic() - started,
+        last[0],
+    )
     failed.extend((action, "unavailable", last[1]) for action in pending.values())
     return indexed, failed
+
+
+def _transient(status: int | str, reason: str) -> bool:
+    """Whether a failed document may succeed later: the node busy or blocked for writes."""
+    return (
+        status == "N/A"
+        or status in RETRYABLE_STATUS
+        or (status == 403 and "cluster_block_exception" in reason)
+    )
 
 
 @dataclasses.dataclass(frozen=True)

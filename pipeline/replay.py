@@ -1,0 +1,89 @@
+"""Re-offer documents that went to dead letters only because Elasticsearch could not
+take them then (``index:unavailable``: its retry budget ran out during an outage).
+
+``wirestream run`` and ``backfill`` do it at start-up, so an outage longer than the
+retry budget heals without a manual step. A replayed file is renamed ``*.replayed``
+(kept for audit, never read again); records that still fail, and records of other
+stages or reasons (rejections want a fix first: ``wirestream replay``), stay in a new
+dead-letter file. Idempotent: a replay never overwrites a newer copy, since stream
+documents are replayed with ``create`` and backfill ones keep their external version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.config import ElasticsearchSettings
+from transforms.sinks import (
+    SUPERSEDED,
+    bulk_index,
+    dead_letter_paths,
+    write_dead_letter_file,
+)
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = "unavailable"
+
+
+@dataclass
+class Replayed:
+    files: int = 0
+    indexed: int = 0
+    superseded: int = 0
+    still_failing: int = 0
+
+    def line(self) -> str:
+        return (
+            f"replayed {self.indexed + self.superseded} documents dead-lettered during an "
+            f"Elasticsearch outage ({self.files} files): {self.indexed} indexed, "
+            f"{self.superseded} already there"
+            + (f", {self.still_failing} still failing (kept)" if self.still_failing else "")
+        )
+
+
+def replay_action(payload: dict[str, Any]) -> dict[str, Any]:
+    """Return the bulk action that re-offers ``payload`` without overwriting newer data."""
+    if "version" in payload:  # a backfill copy: the newest crawl wins anyway
+        return payload
+    return {**payload, "_op_type": "create"}
+
+
+def _read(path: str) -> list[dict[str, Any]]:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        text = handle.read().decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def replay_transient(client, directory: str, settings: ElasticsearchSettings) -> Replayed:
+    """Replay the transient index dead letters under ``directory``; return the counts."""
+    from apache_beam.io.filesystems import FileSystems
+
+    done = Replayed()
+    for path in dead_letter_paths([directory]):
+        records = _read(path)
+        transient = [
+            r
+            for r in records
+            if r.get("stage") == "index" and r.get("reason") == TRANSIENT and r.get("payload")
+        ]
+        if not transient:
+            continue
+        actions = {r["payload"]["_id"]: replay_action(r["payload"]) for r in transient}
+        indexed, failed = bulk_index(client, list(actions.values()), settings)
+        failing = {action["_id"] for action, reason, _ in failed if reason != SUPERSEDED}
+        done.files += 1
+        done.indexed += indexed
+        done.superseded += len(actions) - indexed - len(failing)
+        done.still_failing += len(failing)
+        keep = [r for r in records if r not in transient or r["payload"]["_id"] in failing]
+        if keep:
+            lines = [json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in keep]
+            write_dead_letter_file(directory, "index", lines)
+        FileSystems.rename([path], [path + ".replayed"])
+    return done
