@@ -23,8 +23,9 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email.message import Message
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import format_datetime, formatdate, parsedate_to_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -463,3 +464,50 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+class LiveFeed:
+    """An RSS feed on a fixture server that gains ``count`` items every ``every`` seconds,
+    each a page of ``pages`` under a new URL; it lists the latest 20, like a publisher's
+    feed. For runs that must see articles appear while they go on."""
+
+    def __init__(
+        self, server: FixtureServer, pages: list[bytes], every: float = 8.0, count: int = 2
+    ) -> None:
+        self.server, self.pages, self.every, self.count = server, pages, every, count
+        self.items: list[tuple[str, str, datetime]] = []
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        for _ in range(5):
+            self._publish(count)
+        self.feed_url = server.url("/live/feed.xml")
+        self.thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
+
+    def _publish(self, count: int) -> None:
+        with self.lock:
+            for _ in range(count):
+                number = len(self.items)
+                path = f"/live/{number}.html"
+                self.server.add_route(path, self.pages[number % len(self.pages)])
+                self.items.append(
+                    (self.server.url(path), f"Live item {number}", datetime.now(timezone.utc))
+                )
+            entries = "".join(
+                f"<item><title>{title}</title><link>{url}</link><guid>{url}</guid>"
+                f"<pubDate>{format_datetime(when)}</pubDate></item>"
+                for url, title, when in reversed(self.items[-20:])
+            )
+            self.server.add_route(
+                "/live/feed.xml",
+                f'<?xml version="1.0"?><rss version="2.0"><channel><title>Live</title>'
+                f"<link>{self.server.base_url}/live/</link>{entries}</channel></rss>",
+                headers={"Content-Type": "application/rss+xml"},
+            )
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.every):
+            self._publish(self.count)
+
+    def published(self) -> list[str]:
+        with self.lock:
+            return [url for url, _, _ in self.items]

@@ -10,14 +10,12 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
-from datetime import datetime, timezone
-from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 
+from pipeline.sample_site import LiveFeed
 from tests.support.cli import doc_count, sink_counts, wirestream
 from tests.support.real_pages import _CANONICAL, real_page_files, write_real_warc
 from tests.test_stream import _alive, _descendants
@@ -77,57 +75,13 @@ def _clear(es_client, prefix: str) -> None:
 # --- a stream of 6.5 minutes -----------------------------------------------------------
 
 
-class LiveFeed:
-    """An RSS feed on the fixture server that gains two real-page items every few seconds
-    (it lists the latest 20, like a publisher's feed)."""
-
-    def __init__(self, web, shared: Path, every: float = 8.0) -> None:
-        self.web, self.every = web, every
-        self.pages = [
-            _CANONICAL.sub(b"", gzip.decompress(p.read_bytes())) for p in real_page_files(shared)
-        ]
-        self.items: list[tuple[str, str, datetime]] = []
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        for _ in range(5):
-            self._publish(2)
-        self.feed_url = web.url("/live/feed.xml")
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _publish(self, count: int) -> None:
-        with self.lock:
-            for _ in range(count):
-                number = len(self.items)
-                path = f"/live/{number}.html"
-                self.web.add_route(path, self.pages[number % len(self.pages)])
-                self.items.append(
-                    (self.web.url(path), f"Live item {number}", datetime.now(timezone.utc))
-                )
-            entries = "".join(
-                f"<item><title>{title}</title><link>{url}</link><guid>{url}</guid>"
-                f"<pubDate>{format_datetime(when)}</pubDate></item>"
-                for url, title, when in reversed(self.items[-20:])
-            )
-            self.web.add_route(
-                "/live/feed.xml",
-                f'<?xml version="1.0"?><rss version="2.0"><channel><title>Live</title>'
-                f"<link>{self.web.base_url}/live/</link>{entries}</channel></rss>",
-                headers={"Content-Type": "application/rss+xml"},
-            )
-
-    def _run(self) -> None:
-        while not self.stop.wait(self.every):
-            self._publish(2)
-
-    def published(self) -> list[str]:
-        with self.lock:
-            return [url for url, _, _ in self.items]
-
-
 def test_stream_runs_past_five_minutes_and_indexes_every_new_item(
     es_client, es_settings, web, shared_dir, tmp_path
 ):
-    live = LiveFeed(web, shared_dir)
+    pages = [
+        _CANONICAL.sub(b"", gzip.decompress(p.read_bytes())) for p in real_page_files(shared_dir)
+    ]
+    live = LiveFeed(web, pages)
     profile = _profile(
         tmp_path,
         es_settings,
