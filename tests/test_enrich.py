@@ -9,11 +9,13 @@ from pathlib import Path
 
 import apache_beam as beam
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline as BeamPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import window
 
 from pipeline.config import EnrichSettings
+from pipeline.runners import prism_args
 from transforms.article import Article
 from transforms.enrich import ENTITY_TYPES, TagEntities, clean_entity, load_model, tag_entities
 from transforms.normalize import normalize_text
@@ -194,7 +196,7 @@ def test_stage_batches_and_keeps_each_timestamp_and_window():
         def process(self, article, ts=beam.DoFn.TimestampParam, win=beam.DoFn.WindowParam):
             yield article.url, float(ts), float(win.start), bool(article.entities)
 
-    with BeamPipeline() as p:
+    with BeamPipeline(options=PipelineOptions(prism_args(streaming=False))) as p:
         out = (
             p
             | beam.Create(stamped)
@@ -213,7 +215,7 @@ def test_stage_batches_and_keeps_each_timestamp_and_window():
 
 
 def test_disabled_stage_passes_articles_through():
-    with BeamPipeline() as p:
+    with BeamPipeline(options=PipelineOptions(prism_args(streaming=False))) as p:
         out = (
             p
             | beam.Create([_article("", "Obama visited Paris.")])

@@ -6,10 +6,12 @@ from datetime import datetime, timezone
 
 import apache_beam as beam
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline as BeamPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.config import EnrichSettings
+from pipeline.runners import prism_args
 from transforms.article import Article
 from transforms.enrich import TagEntities, load_model, tag_entities
 from transforms.gazetteer import Gazetteer, fold, load_gazetteer, write_gazetteer
@@ -110,7 +112,7 @@ def test_gazetteer_build_is_deterministic_and_loads(tmp_path):
 
 
 def test_stage_adds_locations_in_beam():
-    with BeamPipeline() as p:
+    with BeamPipeline(options=PipelineOptions(prism_args(streaming=False))) as p:
         out = (
             p
             | beam.Create([_article("Fighting near Tikrit and in Baghdad, Iraq, on Monday.")])
