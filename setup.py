@@ -30,6 +30,8 @@ setup(
         "brotli>=1.1",
         "pyyaml>=6",
         "tqdm>=4.66",
+        "protego>=0.3,<1",
+        "w3lib>=2.1,<3",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],

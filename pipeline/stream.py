@@ -38,7 +38,7 @@ def build_stream(pipeline: beam.Pipeline, settings: Settings, duration: float | 
         | "MergeFeeds" >> MergeFeeds(ttl)
         | "NormalizeText" >> NormalizeArticles(settings.max_body_chars)
         | "TagEntities" >> TagEntities(settings.enrich)
-        | "WriteToElasticsearch" >> WriteToElasticsearch(settings.elasticsearch)
+        | "WriteToElasticsearch" >> WriteToElasticsearch(settings.elasticsearch, warm_up=True)
     )
     failures = (
         polled["dead_letter"],

@@ -48,9 +48,10 @@ def test_missing_profile(tmp_path):
 
 
 def test_overrides_ignore_unset_flags():
-    settings = Settings().with_overrides(elasticsearch={"url": "https://es:9200", "api_key": None})
+    profile = Settings().with_overrides(elasticsearch={"api_key": "from-profile"})
+    settings = profile.with_overrides(elasticsearch={"url": "https://es:9200", "api_key": None})
     assert settings.elasticsearch.url == "https://es:9200"
-    assert settings.elasticsearch.api_key is None
+    assert settings.elasticsearch.api_key == "from-profile"  # an unset flag keeps the profile's
 
 
 def test_shipped_profiles_are_valid():

@@ -274,6 +274,29 @@ def test_robots_status_rules(web, settings, status, allowed):
     assert robots.allowed(web.url("/news/a.html")) is allowed
 
 
+RFC_ROBOTS = (
+    "User-agent: *\nDisallow: /news/\nAllow: /news/public/\nDisallow: /*.pdf$\n"
+    "Disallow: /tmp*/cache\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/news/public/x.html", True),  # the longest match wins (RFC 9309 2.2.2)
+        ("/news/x.html", False),
+        ("/files/a.pdf", False),  # '$' anchors the end
+        ("/files/a.pdf?page=2", True),
+        ("/tmp-1/cache/x", False),  # '*' matches any run of characters
+        ("/other.html", True),
+    ],
+)
+def test_robots_rules_follow_rfc_9309(web, settings, path, allowed):
+    web.add_route("/robots.txt", RFC_ROBOTS, {"Content-Type": "text/plain"})
+    robots = make_robots(make_session(settings), settings)
+    assert robots.allowed(web.url(path)) is allowed
+
+
 def test_robots_crawl_delay_slows_that_host(web, settings):
     web.add_route("/robots.txt", "User-agent: *\nCrawl-delay: 1\n", {"Content-Type": "text/plain"})
     for name in ("a", "b"):
@@ -283,7 +306,7 @@ def test_robots_crawl_delay_slows_that_host(web, settings):
     started = time.monotonic()
     for name in ("a", "b"):
         fetch_page(session, _item(web.url(f"/{name}.html")), settings, robots)
-    # a and b 1 s apart (robotparser reads whole seconds; robots.txt itself came before)
+    # a and b 1 s apart (robots.txt itself came before)
     assert time.monotonic() - started >= 0.95
 
 
@@ -376,7 +399,7 @@ def test_real_utf8_pages_labelled_latin1_decode_as_utf8(shared_dir):
         if not text.isascii():
             assert decode_html(text.encode(), "text/html; charset=iso-8859-1") == text, name
             checked += 1
-    assert checked >= 50
+    assert checked >= 100
 
 
 def test_real_windows1252_pages_are_not_taken_for_utf8(shared_dir):
@@ -391,4 +414,4 @@ def test_real_windows1252_pages_are_not_taken_for_utf8(shared_dir):
         if not raw.isascii():
             assert decode_html(raw, "text/html; charset=windows-1252") == text, name
             checked += 1
-    assert checked >= 10, checked
+    assert checked >= 50, checked

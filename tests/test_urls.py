@@ -15,6 +15,19 @@ def test_meaningful_query_and_port_are_kept():
     assert canonicalize_url("http://example.com") == "http://example.com/"
 
 
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("http://example.com/x?b=2&a=1", "http://example.com/x?a=1&b=2"),
+        ("http://example.com/café", "http://example.com/caf%C3%A9"),
+        ("http://example.com/a/../b", "http://example.com/b"),
+        ("http://Example.com/b?utm_source=x#top", "http://example.com/b"),
+    ],
+)
+def test_spellings_of_one_url_get_one_id(one, other):
+    assert canonicalize_url(one) == canonicalize_url(other)
+
+
 def test_canonicalize_is_idempotent():
     url = "https://example.com/p?b=2&a=1&utm_campaign=z"
     assert canonicalize_url(canonicalize_url(url)) == canonicalize_url(url)

@@ -1,4 +1,6 @@
-"""robots.txt, fetched once per host and cached, read as RFC 9309 says.
+"""robots.txt, fetched once per host and cached, read as RFC 9309 says (by protego,
+Scrapy's parser: the longest matching rule wins, ``*`` and ``$`` wildcards; the
+standard library's parser takes the first matching line and knows no wildcards).
 
 A 2xx answer is parsed; any 4xx means no rules (everything allowed); a 5xx means the
 site is unreachable, so everything is disallowed until the short retry time passes.
@@ -13,7 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-from urllib.robotparser import RobotFileParser
+
+from protego import Protego
 
 from transforms.politeness import HostGate, host_key
 
@@ -26,7 +29,7 @@ RobotsFetcher = Callable[[str], tuple[int, bytes]]
 
 @dataclass
 class _Rules:
-    parser: RobotFileParser | None  # None: no rules
+    parser: Protego | None  # None: no rules
     allow_all: bool
     expires: float
 
@@ -37,11 +40,9 @@ def robots_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/robots.txt"
 
 
-def parse_robots(text: str) -> RobotFileParser:
+def parse_robots(text: str) -> Protego:
     """Return a parser loaded with the rules in ``text``."""
-    parser = RobotFileParser()
-    parser.parse(text.splitlines())
-    return parser
+    return Protego.parse(text)
 
 
 class RobotsCache:
@@ -66,7 +67,7 @@ class RobotsCache:
         rules = self._rules_for(url)
         if rules.parser is None:
             return rules.allow_all
-        return rules.parser.can_fetch(self.user_agent, url)
+        return rules.parser.can_fetch(url, self.user_agent)
 
     def _rules_for(self, url: str) -> _Rules:
         key = robots_url(url)

@@ -383,20 +383,28 @@ class WriteToElasticsearch(beam.PTransform):
 
     ``versioned`` (the backfill) writes with the copy's crawl time as external version;
     ``emit_indexed=False`` leaves the ``indexed`` output empty (nothing downstream reads
-    it in a backfill, so the runner need not carry it).
+    it in a backfill, so the runner need not carry it). ``warm_up`` (the stream, whose
+    first documents come in concurrent one-document bundles) sends ``WARM_UP`` through
+    first; a backfill leaves its read-to-index stage one fused stage, without a Flatten.
     """
 
     def __init__(
-        self, settings: ElasticsearchSettings, versioned: bool = False, emit_indexed: bool = True
+        self,
+        settings: ElasticsearchSettings,
+        versioned: bool = False,
+        emit_indexed: bool = True,
+        warm_up: bool = False,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.versioned = versioned
         self.emit_indexed = emit_indexed
+        self.warm_up = warm_up
 
     def expand(self, articles):
-        warm_up = articles.pipeline | "WarmUpCounters" >> beam.Create([WARM_UP])
-        articles = (articles, warm_up) | "WithWarmUp" >> beam.Flatten()
+        if self.warm_up:
+            warm_up = articles.pipeline | "WarmUpCounters" >> beam.Create([WARM_UP])
+            articles = (articles, warm_up) | "WithWarmUp" >> beam.Flatten()
         return articles | "Bulk" >> beam.ParDo(
             IndexArticlesDoFn(self.settings, self.versioned, self.emit_indexed)
         ).with_outputs("dead_letter", main="indexed")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from w3lib.url import canonicalize_url as w3lib_canonicalize
+
 # Query parameters that track a click, not identify a page.
 TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "ocid", "cmpid", "smid"}
@@ -40,20 +42,30 @@ def _host_port(parts) -> str:
 
 
 def canonicalize_url(url: str) -> str:
-    """Return ``url`` without fragment and tracking parameters, scheme and host lowercased.
+    """Return ``url`` without fragment, tracking parameters and password, in w3lib's
+    canonical form: scheme and host lowercased, query arguments sorted, percent-encoding
+    normalised (``café`` = ``caf%C3%A9``), dot segments resolved (``/a/../b`` = ``/b``).
 
-    Never raises: what ``urlsplit`` cannot parse is returned stripped, as it came."""
+    Never raises: what cannot be parsed is returned as near that form as it allows."""
     try:
         parts = urlsplit(url.strip())
+        query = urlencode(
+            [
+                (k, v)
+                for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                if not _is_tracking(k)
+            ]
+        )
+        netloc = _host_port(parts)
+        if parts.username:
+            netloc = f"{parts.username}@{netloc}"
+        stripped = urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", query, ""))
     except ValueError:
         return url.strip()
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)]
-    )
-    netloc = _host_port(parts)
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", query, ""))
+    try:
+        return w3lib_canonicalize(stripped)
+    except ValueError:  # e.g. a port out of range: the fetch refuses it with its reason
+        return stripped
 
 
 def source_domain(url: str) -> str:
