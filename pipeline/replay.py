@@ -12,7 +12,6 @@ documents are replayed with ``create`` and backfill ones keep their external ver
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +20,9 @@ from transforms.sinks import (
     SUPERSEDED,
     bulk_index,
     dead_letter_paths,
+    read_dead_letter_file,
     write_dead_letter_file,
 )
-
-log = logging.getLogger(__name__)
 
 TRANSIENT = "unavailable"
 
@@ -52,21 +50,14 @@ def replay_action(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "_op_type": "create"}
 
 
-def _read(path: str) -> list[dict[str, Any]]:
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(path, compression_type="uncompressed") as handle:
-        text = handle.read().decode("utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
 def replay_transient(client, directory: str, settings: ElasticsearchSettings) -> Replayed:
     """Replay the transient index dead letters under ``directory``; return the counts."""
     from apache_beam.io.filesystems import FileSystems
 
     done = Replayed()
-    for path in dead_letter_paths([directory]):
-        records = _read(path)
+    # the sink's failures are in their own files (<stage>-...): the others need no reading
+    for path in dead_letter_paths([FileSystems.join(directory, "index-*.jsonl")]):
+        records = read_dead_letter_file(path)
         transient = [
             r
             for r in records

@@ -72,16 +72,20 @@ def _watch_current(sock: socket.socket | None) -> None:
         deadline.watch(sock)
 
 
-class _Connection(HTTPConnection):
+class _Watched:
+    """Mixed into urllib3's connections: the socket is watched from the request on."""
+
     def getresponse(self, *args, **kwargs):
         _watch_current(self.sock)  # before the status line and headers are read
         return super().getresponse(*args, **kwargs)
 
 
-class _TLSConnection(HTTPSConnection):
-    def getresponse(self, *args, **kwargs):
-        _watch_current(self.sock)
-        return super().getresponse(*args, **kwargs)
+class _Connection(_Watched, HTTPConnection):
+    pass
+
+
+class _TLSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _Pool(HTTPConnectionPool):

@@ -447,16 +447,19 @@ def dead_letter_paths(arguments: list[str]) -> list[str]:
     return sorted(paths)
 
 
-def read_dead_letters(arguments: list[str]) -> list[dict[str, Any]]:
-    """Return the dead-letter records of ``arguments`` (files, folders or globs)."""
+def read_dead_letter_file(path: str) -> list[dict[str, Any]]:
+    """Return the records of one dead-letter file (any Beam filesystem)."""
     from apache_beam.io.filesystems import FileSystems
 
-    records = []
-    for path in dead_letter_paths(arguments):
-        with FileSystems.open(path, compression_type="uncompressed") as handle:
-            text = handle.read().decode("utf-8")
-        records.extend(json.loads(line) for line in text.splitlines() if line.strip())
-    return records
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        text = handle.read().decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def read_dead_letters(arguments: list[str]) -> list[dict[str, Any]]:
+    """Return the dead-letter records of ``arguments`` (files, folders or globs)."""
+    paths = dead_letter_paths(arguments)
+    return [record for path in paths for record in read_dead_letter_file(path)]
 
 
 class WriteDeadLetterFilesDoFn(BatchingDoFn):
