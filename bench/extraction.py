@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child_newspaper3k:
         return child_newspaper3k()
 
-    from pipeline.local_es import cache_dir
+    from transforms.paths import cache_dir
 
     pages, cases = load_pages()
     print(

@@ -104,11 +104,11 @@ def prepare_index(settings: Settings) -> None:
         TemplateConflict,
         install_index_template,
         install_stats_template,
-        make_client,
     )
     from pipeline.replay import replay_transient
+    from transforms.es_client import make_client
 
-    client = make_client(settings.elasticsearch.model_copy(update={"max_retries": 1}))
+    client = make_client(settings.elasticsearch, retries=1)
     try:
         install_index_template(client, settings.elasticsearch)
         if settings.stats.enabled:
@@ -173,7 +173,7 @@ class StreamProgress:
 
         try:
             if self.client is None:
-                from pipeline.elastic import make_client
+                from transforms.es_client import make_client
 
                 self.client = make_client(self.settings.elasticsearch)
             count = self.client.count(index=self.settings.elasticsearch.alias)["count"]
@@ -194,7 +194,8 @@ class StreamProgress:
 
 def print_summary(settings: Settings) -> None:
     """Print what landed in Elasticsearch: counts, latest titles, top entities."""
-    from pipeline.elastic import make_client, summarize
+    from pipeline.elastic import summarize
+    from transforms.es_client import make_client
 
     client = make_client(settings.elasticsearch)
     summary = summarize(client, settings.elasticsearch.alias)
@@ -334,7 +335,7 @@ def cmd_extract(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from pipeline.elastic import make_client
+    from transforms.es_client import make_client
     from transforms.sinks import bulk_index, read_dead_letters
 
     settings = _settings(args)
@@ -402,9 +403,9 @@ def cmd_kibana(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def _kibana_check(args: argparse.Namespace, names) -> int:
-    from pipeline.elastic import make_client
     from pipeline.kibana import BUNDLE, read_ndjson
     from pipeline.kibana_check import check_all
+    from transforms.es_client import make_client
 
     path = Path(args.file or BUNDLE)
     objects = read_ndjson(path)

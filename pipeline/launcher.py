@@ -32,11 +32,10 @@ import time
 from collections.abc import Callable
 
 from pipeline.reconcile import check, format_sink, reconcile
+from transforms.lifecycle import DRAINING
 
 log = logging.getLogger(__name__)
 
-# Set in the pipeline's process when a stop was requested; pollers check it.
-DRAINING = threading.Event()
 # Set on a second stop request: cancel the job now.
 ABORTING = threading.Event()
 # How to cancel the running job (set once it started); used on abort and parent death.

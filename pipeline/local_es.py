@@ -29,6 +29,8 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from transforms.paths import cache_dir
+
 ES_VERSION = "9.2.4"
 DEFAULT_PORT = 9200
 MIN_JAVA = 21
@@ -36,7 +38,6 @@ ES_USER = "wirestream-es"
 HOST = "127.0.0.1"
 MAVEN_GROUP = "org.elasticsearch.distribution.integ-test-zip"
 JVM_DIRS = (Path("/usr/lib/jvm"),)
-SYSTEM_CACHE = Path("/var/cache/wirestream")
 
 
 class LocalElasticsearchError(RuntimeError):
@@ -44,21 +45,6 @@ class LocalElasticsearchError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- paths
-
-
-def cache_dir() -> Path:
-    """``$WIRESTREAM_CACHE``, else ``~/.cache/wirestream``.
-
-    As root with a private home (``/root`` is 0700) the ES user could not read the install,
-    so root defaults to ``/var/cache/wirestream`` instead.
-    """
-    env = os.environ.get("WIRESTREAM_CACHE")
-    if env:
-        return Path(env).expanduser().absolute()
-    home = Path.home()
-    if os.geteuid() == 0 and not home.stat().st_mode & stat.S_IXOTH:
-        return SYSTEM_CACHE
-    return home / ".cache" / "wirestream"
 
 
 def es_home(version: str = ES_VERSION) -> Path:

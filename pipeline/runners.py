@@ -14,7 +14,7 @@ from pathlib import Path
 
 from apache_beam.version import __version__ as BEAM_VERSION
 
-from pipeline.local_es import cache_dir
+from transforms.paths import cache_dir
 
 PRISM_MODULE = "github.com/apache/beam/sdks/v2/go/cmd/prism"
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from pipeline import local_es
+from transforms.paths import cache_dir
 
 # --------------------------------------------------------------------------- unit
 
@@ -87,7 +88,7 @@ def test_render_config_is_single_node_loopback_without_security(tmp_path: Path) 
 
 def test_cache_dir_follows_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WIRESTREAM_CACHE", str(tmp_path / "c"))
-    assert local_es.cache_dir() == tmp_path / "c"
+    assert cache_dir() == tmp_path / "c"
     assert local_es.es_home().parent == tmp_path / "c"
     assert local_es.node_dir().parent == tmp_path / "c"
 

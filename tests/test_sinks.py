@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import pytest
 
 from pipeline.cli import main as cli_main
-from pipeline.elastic import make_client
 from transforms.article import Article, Failure
+from transforms.es_client import make_client
 from transforms.sinks import (
     bulk_index,
     dead_letter_line,

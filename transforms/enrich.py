@@ -23,11 +23,11 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline.config import EnrichSettings
 from transforms.article import Article
 from transforms.batching import BatchingDoFn
 from transforms.geocode import GeocodePlaces
 from transforms.normalize import normalize_title
+from transforms.settings import EnrichSettings
 
 log = logging.getLogger(__name__)
 

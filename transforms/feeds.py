@@ -29,11 +29,11 @@ from apache_beam.transforms.periodicsequence import PeriodicImpulse
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration, Timestamp
 
-from pipeline.config import FeedSpec, FetchSettings
-from pipeline.launcher import DRAINING
 from transforms.article import Failure, FeedItem, dead_letter
 from transforms.fetch import FetchError, fetch_url, make_session
 from transforms.guard import guarded
+from transforms.lifecycle import DRAINING
+from transforms.settings import FeedSpec, FetchSettings
 from transforms.urls import canonicalize_url
 
 log = logging.getLogger(__name__)

