@@ -33,7 +33,7 @@ def main() -> int:
 
     from pipeline import local_es
     from pipeline.sample_site import FixtureServer, LiveFeed
-    from transforms.sinks import read_dead_letters
+    from transforms.dead_letters import read_dead_letters
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--outages", type=int, default=3, help="node kills (default 3)")

@@ -16,18 +16,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipeline.config import Settings
-from pipeline.reconcile import check, format_sink, reconcile
-from transforms.article import Failure
+from pipeline.reconcile import check, format_sink, index_dead_letters, reconcile
+from transforms.dead_letters import WriteDeadLetters
 from transforms.enrich import TagEntities
 from transforms.extract import ExtractArticles
 from transforms.fetch import FetchPages
 from transforms.normalize import NormalizeArticles
-from transforms.sinks import WriteDeadLetters, WriteToElasticsearch
+from transforms.sinks import WriteToElasticsearch
 from transforms.sources import saved_feeds, text, url_lists
 from transforms.sources.files import ReadFiles
 from transforms.sources.resume import SkipIndexed
@@ -95,12 +96,6 @@ def count_as(element, name: str):
     """Return ``element`` after counting it under ``wirestream/<name>``."""
     Metrics.counter("wirestream", name).inc()
     return element
-
-
-def count_failure(failure: Failure) -> Failure:
-    """Count ``failure`` under its stage and reason (the summary's 'failed by reason')."""
-    Metrics.counter("wirestream.failed", f"{failure.stage}:{failure.reason}").inc()
-    return failure
 
 
 # What each source kind's parser yields besides failures (WARC records are all pages).
@@ -183,7 +178,6 @@ def build_backfill(pipeline: beam.Pipeline, settings: Settings, sources: list[So
     (
         failures
         | "AllFailures" >> beam.Flatten(pipeline=pipeline)
-        | "CountFailures" >> beam.Map(count_failure)
         | "WriteDeadLetters" >> WriteDeadLetters(settings.dead_letter_dir)
     )
 
@@ -244,7 +238,7 @@ def summarize(counters: dict[tuple[str, str], int]) -> dict:
         return counters.get((namespace, name), 0)
 
     superseded = count("index_superseded")
-    summary = {name: count(name) for name in ("read", "extracted", "indexed")}
+    summary: dict[str, Any] = {name: count(name) for name in ("read", "extracted", "indexed")}
     summary["duplicates"] = count("duplicates") + superseded
     summary["skipped"] = by_reason("wirestream.skipped")
     summary["failed"] = by_reason("wirestream.failed")
@@ -258,7 +252,7 @@ def summarize(counters: dict[tuple[str, str], int]) -> dict:
         count("to_index"),
         summary["indexed"],
         superseded,
-        count("index_failed"),
+        index_dead_letters(summary["failed"]),
         count("sink_waited_ms"),
     )
     return summary

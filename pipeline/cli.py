@@ -9,8 +9,12 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.config import REPO_ROOT, ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 log = logging.getLogger("wirestream")
 
@@ -159,7 +163,7 @@ class StreamProgress:
             disable=None,  # off when stdout is not a terminal (logs, CI)
         )
         self.started = self.last = time.monotonic()
-        self.client = None
+        self.client: Elasticsearch | None = None
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -335,14 +339,18 @@ def cmd_extract(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from transforms.dead_letters import read_dead_letters
     from transforms.es_client import make_client
-    from transforms.sinks import bulk_index, read_dead_letters
+    from transforms.sinks import bulk_index
 
     settings = _settings(args)
     records = read_dead_letters(args.files)
-    actions = [r["payload"] for r in records if r.get("stage") == "index" and r.get("payload")]
-    others = [r for r in records if r.get("stage") != "index"]
-    client = make_client(settings.elasticsearch)
+    from pipeline.replay import SINK_STAGES
+
+    sink = [r for r in records if r.get("stage") in SINK_STAGES and r.get("payload")]
+    actions = [r["payload"] for r in sink]
+    others = [r for r in records if r not in sink]
+    client = make_client(settings.elasticsearch, retries=0)  # bulk_index retries batches
     indexed, failed = bulk_index(client, actions, settings.elasticsearch) if actions else (0, [])
     print(f"re-indexed {indexed} of {len(actions)} documents; {len(failed)} still failing")
     for action, reason, _detail in failed[:10]:

@@ -67,7 +67,7 @@ class Settings(StrictModel):
             raise ValueError(f"feeds listed twice: {', '.join(dupes)}")
         return self
 
-    def with_overrides(self, **sections: dict[str, Any]) -> Settings:
+    def with_overrides(self, **sections: Any) -> Settings:
         """Return a copy with some fields of some sections replaced (CLI flags)."""
         data = self.model_dump()
         for section, values in sections.items():

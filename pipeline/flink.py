@@ -129,7 +129,7 @@ def find_java() -> Path:
         homes = sorted(jvm.iterdir()) if jvm.is_dir() else []
         if os.environ.get("JAVA_HOME"):
             homes.insert(0, Path(os.environ["JAVA_HOME"]))
-    found = {}
+    found: dict[int | None, Path] = {}
     for home in homes:
         if (home / "bin" / "java").is_file():
             found.setdefault(java_major(home), home / "bin" / "java")
@@ -441,11 +441,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"job server: {build_job_server()}")
         return 0
     if args.action == "start":
-        state = start(args.slots)
-        ports = state["ports"]
+        started = start(args.slots)
+        ports = started["ports"]
         print(
             f"Flink {FLINK_VERSION} session cluster on {HOST}:{ports['rest']} with "
-            f"{state['slots']} slots; Beam job server {JOB_SERVER_BEAM} on :{ports['job']}; "
+            f"{started['slots']} slots; Beam job server {JOB_SERVER_BEAM} on :{ports['job']}; "
             f"Python worker pool on :{ports['worker_pool']}; logs in {flink_dir() / 'log'}"
         )
         return 0

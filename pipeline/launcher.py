@@ -31,7 +31,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from pipeline.reconcile import check, format_sink, reconcile
+from apache_beam.runners.runner import PipelineResult
+
+from pipeline.reconcile import check, format_sink, index_dead_letters, reconcile
 from transforms.lifecycle import DRAINING
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,7 @@ def _cancel_quietly(cancel: Callable[[], object]) -> None:
         log.info("cancelling the job: %s", exc)
 
 
-def _run_job(run: Callable[[], object], grace: float) -> None:
+def _run_job(run: Callable[[], PipelineResult], grace: float) -> None:
     """Start the job, then wait for it to finish or for a drain request."""
     global _cancel_job
     signal.signal(signal.SIGTERM, _stop_requested)
@@ -103,7 +105,7 @@ def _run_job(run: Callable[[], object], grace: float) -> None:
             totals["to_index"],
             totals.get("indexed", 0),
             totals.get("index_superseded", 0),
-            totals.get("index_failed", 0),
+            index_dead_letters({k[7:]: v for k, v in totals.items() if k.startswith("failed.")}),
             totals.get("sink_waited_ms", 0),
         )
         print(format_sink(sink), flush=True)
@@ -160,7 +162,7 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
-def _child(run: Callable[[], object], grace: float, parent: int) -> None:
+def _child(run: Callable[[], PipelineResult], grace: float, parent: int) -> None:
     os.setsid()  # out of the terminal's foreground group: Ctrl-C goes to the parent only
     die_with_parent(parent)
     faulthandler.enable()  # a crash in native code prints where it happened
@@ -195,7 +197,7 @@ def _stop_descendants(timeout: float = 15) -> None:
 
 
 def run_supervised(
-    run: Callable[[], object], grace: float, on_tick: Callable[[], None] | None = None
+    run: Callable[[], PipelineResult], grace: float, on_tick: Callable[[], None] | None = None
 ) -> int:
     """Run ``run()`` (starts a job, returns its result) in a child; return the exit code.
 
@@ -206,6 +208,8 @@ def run_supervised(
         target=_child, args=(run, grace, os.getpid()), name="wirestream-pipeline"
     )
     child.start()
+    pid = child.pid
+    assert pid is not None  # started
     interrupts = 0
     kill_at = None
 
@@ -218,10 +222,10 @@ def run_supervised(
                 "press Ctrl-C again to abort",
                 flush=True,
             )
-            os.kill(child.pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGTERM)
         elif kill_at is None:
             print("\naborting: cancelling the job", flush=True)
-            os.kill(child.pid, signal.SIGTERM)  # the child cancels the job, then exits
+            os.kill(pid, signal.SIGTERM)  # the child cancels the job, then exits
             kill_at = time.monotonic() + ABORT_SECONDS
         else:
             kill_at = time.monotonic()
@@ -232,13 +236,13 @@ def run_supervised(
         while child.is_alive():
             child.join(timeout=1.0)
             if kill_at is not None and time.monotonic() >= kill_at:
-                os.killpg(child.pid, signal.SIGKILL)
+                os.killpg(pid, signal.SIGKILL)
             if on_tick is not None and child.is_alive():
                 on_tick()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        _sweep(child.pid)
+        _sweep(pid)
     code = child.exitcode
     if code is not None and code < 0:
         name = signal.Signals(-code).name

@@ -441,7 +441,7 @@ def stop(timeout: float = 60) -> bool:
     with _lock():
         state = _read_state()
         pgid, server = state.get("pgid"), _server_pid(state)
-        pids = [p for p in (pgid, server) if _alive(p)]
+        pids = [p for p in (pgid, server) if p is not None and _alive(p)]
         if pids:
             _signal_all(pgid, pids, signal.SIGTERM)
             deadline = time.monotonic() + timeout

@@ -24,6 +24,12 @@ def reconcile(
     }
 
 
+def index_dead_letters(failed: dict[str, int]) -> int:
+    """Return how many documents the sink dead-lettered, from the ``failed`` counters
+    (``<stage>:<reason>``: one per failure, see ``transforms.dead_letters``)."""
+    return sum(count for key, count in failed.items() if key.startswith("index:"))
+
+
 def format_sink(sink: dict) -> str:
     """Return the summary line of a reconciliation."""
     line = (

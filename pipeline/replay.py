@@ -16,15 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import ElasticsearchSettings
-from transforms.sinks import (
-    SUPERSEDED,
-    bulk_index,
-    dead_letter_paths,
-    read_dead_letter_file,
-    write_dead_letter_file,
-)
+from transforms.dead_letters import dead_letter_paths, read_dead_letter_file, write_dead_letter_file
+from transforms.sinks import SUPERSEDED, bulk_index
 
 TRANSIENT = "unavailable"
+SINK_STAGES = ("index", "stats")  # the articles sink and the ingestion-health sink
 
 
 @dataclass
@@ -50,31 +46,41 @@ def replay_action(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "_op_type": "create"}
 
 
+def _replay_file(
+    client, directory: str, stage: str, path: str, settings: ElasticsearchSettings, done: Replayed
+) -> None:
+    """Re-offer one file's transient records; keep what still fails in a new file."""
+    from apache_beam.io.filesystems import FileSystems
+
+    records = read_dead_letter_file(path)
+    transient = [
+        r
+        for r in records
+        if r.get("stage") == stage and r.get("reason") == TRANSIENT and r.get("payload")
+    ]
+    if not transient:
+        return
+    actions = {r["payload"]["_id"]: replay_action(r["payload"]) for r in transient}
+    indexed, failed = bulk_index(client, list(actions.values()), settings)
+    failing = {action["_id"] for action, reason, _ in failed if reason != SUPERSEDED}
+    done.files += 1
+    done.indexed += indexed
+    done.superseded += len(actions) - indexed - len(failing)
+    done.still_failing += len(failing)
+    keep = [r for r in records if r not in transient or r["payload"]["_id"] in failing]
+    if keep:
+        lines = [json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in keep]
+        write_dead_letter_file(directory, stage, lines)
+    FileSystems.rename([path], [path + ".replayed"])
+
+
 def replay_transient(client, directory: str, settings: ElasticsearchSettings) -> Replayed:
     """Replay the transient index dead letters under ``directory``; return the counts."""
     from apache_beam.io.filesystems import FileSystems
 
     done = Replayed()
-    # the sink's failures are in their own files (<stage>-...): the others need no reading
-    for path in dead_letter_paths([FileSystems.join(directory, "index-*.jsonl")]):
-        records = read_dead_letter_file(path)
-        transient = [
-            r
-            for r in records
-            if r.get("stage") == "index" and r.get("reason") == TRANSIENT and r.get("payload")
-        ]
-        if not transient:
-            continue
-        actions = {r["payload"]["_id"]: replay_action(r["payload"]) for r in transient}
-        indexed, failed = bulk_index(client, list(actions.values()), settings)
-        failing = {action["_id"] for action, reason, _ in failed if reason != SUPERSEDED}
-        done.files += 1
-        done.indexed += indexed
-        done.superseded += len(actions) - indexed - len(failing)
-        done.still_failing += len(failing)
-        keep = [r for r in records if r not in transient or r["payload"]["_id"] in failing]
-        if keep:
-            lines = [json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in keep]
-            write_dead_letter_file(directory, "index", lines)
-        FileSystems.rename([path], [path + ".replayed"])
+    # the sinks' failures are in their own files (<stage>-...): the others need no reading
+    for stage in SINK_STAGES:
+        for path in dead_letter_paths([FileSystems.join(directory, f"{stage}-*.jsonl")]):
+            _replay_file(client, directory, stage, path, settings, done)
     return done

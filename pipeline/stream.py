@@ -10,13 +10,14 @@ import apache_beam as beam
 
 from pipeline.config import Settings
 from pipeline.elastic import stats_index_name
+from transforms.dead_letters import WriteDeadLetters
 from transforms.dedupe import DropSeenItems, MergeFeeds
 from transforms.enrich import TagEntities
 from transforms.extract import ExtractArticles
 from transforms.feeds import PollFeeds
 from transforms.fetch import FetchPages
 from transforms.normalize import NormalizeArticles
-from transforms.sinks import WriteDeadLetters, WriteToElasticsearch
+from transforms.sinks import WriteToElasticsearch
 from transforms.stats import WriteIngestionHealth
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from transforms.article import Failure, FailureLog
+from transforms.dead_letters import Failure, FailureLog
 
 
 def _failure(n: int, reason: str = "timeout") -> Failure:

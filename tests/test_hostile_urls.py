@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape
 import pytest
 
 from tests.support.cli import doc_count, sink_counts, wirestream
-from transforms.sinks import read_dead_letters
+from transforms.dead_letters import read_dead_letters
 
 pytestmark = [pytest.mark.integration, pytest.mark.runner]
 

@@ -11,7 +11,7 @@ import pytest
 from pipeline import local_es
 from tests.support.cli import doc_count, sink_counts, wirestream
 from tests.test_stream import UNIQUE_ARTICLES, _profile
-from transforms.sinks import read_dead_letters
+from transforms.dead_letters import read_dead_letters
 
 pytestmark = [pytest.mark.integration, pytest.mark.runner, pytest.mark.long]
 

@@ -8,14 +8,13 @@ import pytest
 
 from pipeline.replay import replay_transient
 from tests.test_sinks import _article
-from transforms.article import Failure
-from transforms.sinks import (
-    bulk_index,
+from transforms.dead_letters import (
+    Failure,
     dead_letter_line,
     read_dead_letters,
-    to_action,
     write_dead_letter_file,
 )
+from transforms.sinks import bulk_index, to_action
 
 pytestmark = pytest.mark.integration
 

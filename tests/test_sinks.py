@@ -7,16 +7,16 @@ from datetime import datetime, timezone
 import pytest
 
 from pipeline.cli import main as cli_main
-from transforms.article import Article, Failure
-from transforms.es_client import make_client
-from transforms.sinks import (
-    bulk_index,
+from tests.conftest import ES_URL
+from transforms.article import Article
+from transforms.dead_letters import (
+    Failure,
     dead_letter_line,
-    index_for,
     read_dead_letters,
-    to_action,
     write_dead_letter_file,
 )
+from transforms.es_client import make_client
+from transforms.sinks import bulk_index, index_for, to_action
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +103,7 @@ def test_elasticsearch_down_is_retried_then_dead_lettered(es_settings):
         update={"url": f"http://127.0.0.1:{port}", "max_retries": 1, "retry_seconds": 3}
     )
     actions = [to_action(_article(n), cfg.index_prefix) for n in range(3)]
-    indexed, failed = bulk_index(make_client(cfg), actions, cfg)
+    indexed, failed = bulk_index(make_client(cfg, retries=0), actions, cfg)
     assert indexed == 0
     assert [reason for _, reason, _ in failed] == ["unavailable"] * 3
 
@@ -124,3 +124,36 @@ def test_a_huge_body_is_bounded_flagged_and_indexed(es_client, es_settings):
     assert (indexed, failed) == (1, [])
     doc = es_client.get(index=action["_index"], id=action["_id"])["_source"]
     assert doc["body_truncated"] is True and len(doc["body"]) <= 200_000
+
+
+def test_a_busy_node_is_retried_in_one_layer(es_client, es_settings):
+    """429 then 200: the sink's client does not retry by itself and the bulk helper does
+    not either, so each try of the batch is one request, and the batch lands whole."""
+    from tests.support.busy_node import BusyNode
+
+    actions = [to_action(_article(n), es_settings.elasticsearch.index_prefix) for n in range(4)]
+    with BusyNode(ES_URL, busy_bulks=2) as node:
+        cfg = es_settings.elasticsearch.model_copy(update={"url": node.url, "max_retries": 5})
+        client = make_client(cfg, retries=0)  # what the sink uses
+        assert bulk_index(client, actions, cfg) == (4, [])
+        assert node.bulk_requests == 3  # 429, 429, then 200: no request multiplied
+    es_client.indices.refresh(index=cfg.alias)
+    assert es_client.count(index=cfg.alias)["count"] == 4
+
+
+def test_a_node_that_stays_busy_costs_bounded_time(es_settings):
+    """With 429 forever the batch goes to dead letters after ``retry_seconds``, having
+    made one request per try of the backoff schedule (tries at 0, 1 and 3 s of a 4 s
+    budget: 3 requests; with the client's own retries it would be twice as many)."""
+    import time
+
+    from tests.support.busy_node import BusyNode
+
+    actions = [to_action(_article(n), es_settings.elasticsearch.index_prefix) for n in range(2)]
+    with BusyNode(ES_URL, busy_bulks=10**6) as node:
+        cfg = es_settings.elasticsearch.model_copy(update={"url": node.url, "retry_seconds": 4})
+        started = time.monotonic()
+        indexed, failed = bulk_index(make_client(cfg, retries=0), actions, cfg)
+        took = time.monotonic() - started
+        assert (indexed, [reason for _, reason, _ in failed]) == (0, ["unavailable"] * 2)
+        assert node.bulk_requests == 3 and 2.5 < took < 10, (node.bulk_requests, took)

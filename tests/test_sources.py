@@ -17,7 +17,8 @@ from warcio.warcwriter import WARCWriter
 
 from pipeline.backfill import classify_source
 from pipeline.config import REPO_ROOT
-from transforms.article import Article, Failure, FeedItem, Page
+from transforms.article import Article, FeedItem, Page
+from transforms.dead_letters import Failure
 from transforms.extract import extract_article
 from transforms.sources.files import FileInput
 from transforms.sources.saved_feeds import parse_saved_feed

@@ -15,7 +15,8 @@ import yaml
 from pipeline.config import REPO_ROOT, FeedSpec
 from pipeline.elastic import install_stats_template
 from pipeline.sample_site import feed_urls
-from transforms.article import Article, Failure, FeedItem, Page
+from transforms.article import Article, FeedItem, Page
+from transforms.dead_letters import Failure
 from transforms.sinks import IndexedDoc, indexed_docs
 from transforms.stats import (
     StageKey,

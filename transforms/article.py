@@ -6,14 +6,9 @@ import dataclasses
 import functools
 import hashlib
 import logging
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-import apache_beam as beam
-from apache_beam.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -96,73 +91,3 @@ class Article:
     def replace(self, **changes: Any) -> Article:
         """Return a copy with ``changes`` applied (stages never mutate their input)."""
         return dataclasses.replace(self, **changes)
-
-
-@dataclass
-class Failure:
-    """A dead-letter record: what failed, where, why, and what to replay."""
-
-    stage: str
-    reason: str
-    url: str
-    detail: str = ""
-    payload: dict[str, Any] | None = None
-
-
-class FailureLog:
-    """Logs failures so that the console stays readable at any failure rate: the first
-    ``first`` of each (stage, reason) in full, then one line per (stage, reason) every
-    ``every`` seconds with how many more there were and a few of their URLs. The
-    counters (``<stage>_failed.<reason>``) and the dead-letter files keep every one.
-    Per process; nothing in ``logging`` summarises repeats, hence this small class."""
-
-    def __init__(self, first: int = 3, every: float = 30.0, examples: int = 3) -> None:
-        self.first, self.every, self.examples = first, every, examples
-        self.lock = threading.Lock()
-        self.seen: dict[tuple[str, str], int] = {}
-        self.held: dict[tuple[str, str], list[str]] = {}
-        self.since: dict[tuple[str, str], float] = {}
-
-    def log(self, failure: Failure, level: int) -> None:
-        key = (failure.stage, failure.reason)
-        now = time.monotonic()
-        with self.lock:
-            seen = self.seen[key] = self.seen.get(key, 0) + 1
-            if seen <= self.first:
-                summary = None
-            else:
-                held = self.held.setdefault(key, [])
-                held.append(failure.url)
-                started = self.since.setdefault(key, now)
-                if now - started < self.every:
-                    return
-                summary, self.held[key], self.since[key] = held, [], now
-        if summary is None:
-            detail = failure.detail
-            if failure.url not in detail:
-                detail = f"{failure.url}: {detail}"
-            suffix = " (more of these are summarised)" if seen == self.first else ""
-            log.log(level, "%s failed (%s): %s%s", failure.stage, failure.reason, detail, suffix)
-            return
-        shown = ", ".join(url[:120] for url in summary[: self.examples])
-        log.log(
-            level,
-            "%s failed (%s) %d more times (%d in all so far here), e.g. %s",
-            failure.stage,
-            failure.reason,
-            len(summary),
-            seen,
-            shown,
-        )
-
-
-FAILURE_LOG = FailureLog()
-
-
-def dead_letter(failure: Failure, level: int = logging.WARNING) -> beam.pvalue.TaggedOutput:
-    """Log (summarised, see ``FailureLog``) and count ``failure`` per stage and reason and
-    return it for the ``dead_letter`` output, where every stage sends what it could not
-    handle."""
-    Metrics.counter(f"wirestream.{failure.stage}_failed", failure.reason).inc()
-    FAILURE_LOG.log(failure, level)
-    return beam.pvalue.TaggedOutput("dead_letter", failure)

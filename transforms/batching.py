@@ -32,7 +32,7 @@ class BatchingDoFn(beam.DoFn):
     def process(self, element, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
         if not self._buffer:
             self._since = time.monotonic()
-        self._buffer.append(WindowedValue(element, timestamp, [window]))
+        self._buffer.append(WindowedValue(element, timestamp, (window,)))
         waited = self.max_wait is not None and time.monotonic() - self._since >= self.max_wait
         if len(self._buffer) >= self.max_batch or waited:
             yield from self._flush()

@@ -75,9 +75,11 @@ def _watch_current(sock: socket.socket | None) -> None:
 class _Watched:
     """Mixed into urllib3's connections: the socket is watched from the request on."""
 
+    sock: socket.socket | None  # set by the HTTPConnection it is mixed into
+
     def getresponse(self, *args, **kwargs):
         _watch_current(self.sock)  # before the status line and headers are read
-        return super().getresponse(*args, **kwargs)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
 
 
 class _Connection(_Watched, HTTPConnection):

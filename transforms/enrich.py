@@ -25,6 +25,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.article import Article
 from transforms.batching import BatchingDoFn
+from transforms.dead_letters import DEGRADED
 from transforms.geocode import GeocodePlaces
 from transforms.normalize import normalize_title
 from transforms.settings import EnrichSettings
@@ -206,7 +207,6 @@ class TagEntitiesDoFn(BatchingDoFn):
         self.settings = settings
         self.max_batch = settings.batch_size
         self.tagged = Metrics.counter("wirestream", "articles_enriched")
-        self.failed = Metrics.counter("wirestream", "enrich_failed")
         self.batch_ms = Metrics.distribution("wirestream", "enrich_batch_ms")
 
     def setup(self) -> None:
@@ -235,7 +235,7 @@ class TagEntitiesDoFn(BatchingDoFn):
         try:
             (tagged,) = self._tag([article])
         except Exception as exc:  # a model error must not lose the article: index it bare
-            self.failed.inc()
+            Metrics.counter(DEGRADED, f"enrich:error_{type(exc).__name__}").inc()
             log.warning("entity tagging failed for %s: %s", article.url, exc)
             return article
         return tagged

@@ -24,7 +24,8 @@ from apache_beam.metrics import Metrics
 from newspaper import Article as NewspaperArticle
 from newspaper.configuration import Configuration
 
-from transforms.article import Article, Failure, FeedItem, Page, dead_letter
+from transforms.article import Article, FeedItem, Page
+from transforms.dead_letters import Failure, dead_letter
 from transforms.guard import guarded
 from transforms.urls import canonicalize_url, source_domain
 
@@ -110,7 +111,7 @@ def with_trafilatura(html: str, url: str) -> Extraction:
         )
     except Exception as exc:  # lxml and htmldate errors on broken markup
         return Extraction(error=f"{exc.__class__.__name__}: {exc}")
-    if doc is None:
+    if doc is None or isinstance(doc, dict):  # a dict only when asked for (as_dict)
         return Extraction(error="no main text found")
     return Extraction(
         text=(doc.text or "").strip(),
@@ -192,7 +193,6 @@ class ExtractArticleDoFn(beam.DoFn):
 
     def __init__(self) -> None:
         self.extracted = Metrics.counter("wirestream", "articles_extracted")
-        self.failed = Metrics.counter("wirestream", "extract_failed")
 
     @guarded("extract")
     def process(self, page: Page):
@@ -200,7 +200,6 @@ class ExtractArticleDoFn(beam.DoFn):
             article = extract_article(page.html, page.final_url, page.fetched_at, page.item)
             article.page_digest = page.digest
         except ExtractError as exc:
-            self.failed.inc()
             yield dead_letter(Failure("extract", exc.reason, page.url, str(exc)))
             return
         self.extracted.inc()

@@ -29,7 +29,8 @@ from apache_beam.transforms.periodicsequence import PeriodicImpulse
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration, Timestamp
 
-from transforms.article import Failure, FeedItem, dead_letter
+from transforms.article import FeedItem
+from transforms.dead_letters import Failure, dead_letter
 from transforms.fetch import FetchError, fetch_url, make_session
 from transforms.guard import guarded
 from transforms.lifecycle import DRAINING
@@ -149,7 +150,6 @@ class PollFeedDoFn(beam.DoFn):
         self.polled = Metrics.counter("wirestream", "feeds_polled")
         self.unchanged = Metrics.counter("wirestream", "feeds_unchanged")
         self.degraded = Metrics.counter("wirestream", "feeds_degraded")
-        self.failed = Metrics.counter("wirestream", "feeds_failed")
         self.items = Metrics.counter("wirestream", "feed_items")
 
     def setup(self) -> None:
@@ -174,7 +174,6 @@ class PollFeedDoFn(beam.DoFn):
         try:
             result = poll_feed(self.session, feed, self.settings, validators)
         except FetchError as exc:
-            self.failed.inc()
             yield dead_letter(Failure("poll", exc.reason, url, str(exc)))
             return
         self.polled.inc()

@@ -26,7 +26,8 @@ from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from transforms.article import Failure, FeedItem, Page, dead_letter
+from transforms.article import FeedItem, Page
+from transforms.dead_letters import Failure, dead_letter
 from transforms.deadline import Deadline, DeadlineAdapter
 from transforms.guard import guarded
 from transforms.politeness import PaceHostDoFn, gate_for, host_key
@@ -210,18 +211,18 @@ def decode_html(body: bytes, content_type: str = "") -> str:
             return body.decode("utf-8")
         except UnicodeDecodeError:
             pass
-    candidates = [declared_charset(content_type)]
+    candidates: list[str | None] = [declared_charset(content_type)]
     meta = _META_CHARSET.search(body[:4096])
     candidates.append(meta.group(1).decode("ascii") if meta else None)
-    for name in candidates:
-        if not name or (_is_wide(name) and b"\x00" not in body[:4096]):
+    for label in candidates:
+        if not label or (_is_wide(label) and b"\x00" not in body[:4096]):
             continue
         try:
-            return body.decode(_alias(name))
+            return body.decode(_alias(label))
         except (LookupError, UnicodeDecodeError):
             continue
     # No usable declaration: resiliparse detects, then falls back to utf-8 and cp1252.
-    return bytes_to_str(body, detect_encoding(body), errors="replace")
+    return bytes_to_str(body, detect_encoding(body) or "utf-8", errors="replace")
 
 
 _BOMS = (
@@ -278,7 +279,6 @@ class FetchPageDoFn(beam.DoFn):
     def __init__(self, settings: FetchSettings) -> None:
         self.settings = settings
         self.fetched = Metrics.counter("wirestream", "pages_fetched")
-        self.failed = Metrics.counter("wirestream", "fetch_failed")
 
     def setup(self) -> None:
         self.session = make_session(self.settings)
@@ -292,7 +292,6 @@ class FetchPageDoFn(beam.DoFn):
         try:
             page = fetch_page(self.session, item, self.settings, self.robots)
         except FetchError as exc:
-            self.failed.inc()
             yield dead_letter(Failure("fetch", exc.reason, item.url, str(exc)))
             return
         self.fetched.inc()

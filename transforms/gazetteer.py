@@ -192,8 +192,8 @@ def build_gazetteer(
     def rank(i: int) -> tuple[int, float, str]:
         return KIND_RANK[places[i].kind], -places[i].weight, places[i].name
 
-    names = {key: sorted(ids, key=rank) for key, ids in sorted(keys.items())}
-    return places, names
+    index = {key: sorted(ids, key=rank) for key, ids in sorted(keys.items())}
+    return places, index
 
 
 def write_gazetteer(path: str | Path, min_population: MinPopulation = 5000) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 
 from apache_beam.metrics import Metrics
 
-from transforms.article import Failure, dead_letter
+from transforms.dead_letters import DEGRADED, Failure, dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def guarded(stage: str, partial: bool = False, passthrough: bool = False) -> Cal
     The element's outputs are collected first, so a failure half-way emits none of them;
     with ``partial`` (a reader of many records) those before the failure are kept. With
     ``passthrough`` (an optional enrichment) the element goes on unchanged instead, and
-    the error is only logged and counted (``<stage>_failed``).
+    the error is only logged and counted (``wirestream.degraded`` / ``<stage>:<reason>``).
     """
 
     def decorate(process: Callable) -> Callable:
@@ -59,7 +59,7 @@ def guarded(stage: str, partial: bool = False, passthrough: bool = False) -> Cal
             failure = crash_failure(stage, element, exc)
             if not passthrough:
                 return [dead_letter(failure, logging.ERROR)]
-            Metrics.counter(f"wirestream.{stage}_failed", failure.reason).inc()
+            Metrics.counter(DEGRADED, failure.key).inc()
             log.error(
                 "%s failed (%s), passed on without it: %s", stage, failure.reason, failure.detail
             )

@@ -21,9 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -34,8 +32,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 from elasticsearch import TransportError, helpers
 
-from transforms.article import Article, Failure, dead_letter
+from transforms.article import Article
 from transforms.batching import BatchingDoFn
+from transforms.dead_letters import FAILED, Failure, dead_letter
 from transforms.es_client import make_client, transient
 from transforms.settings import ElasticsearchSettings
 
@@ -50,6 +49,7 @@ RECENT_IDS = 100_000  # per writer: ids written lately, to count repeats without
 # bundle reporting the same unseen counter meanwhile overwrites the first one's value: the
 # first documents' counts were lost and the run's reconciliation failed with a false gap.
 WARM_UP = None
+WARM_UP_REASONS = ("unavailable", "rejected_400")  # the sink's usual dead-letter reasons
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -100,7 +100,7 @@ def crawl_version(article: Article) -> int:
 
 def to_action(article: Article, prefix: str, versioned: bool = False) -> dict[str, Any]:
     """Return the bulk ``index`` action for ``article`` (external version if ``versioned``)."""
-    action = {
+    action: dict[str, Any] = {
         "_op_type": "index",
         "_index": index_for(article, prefix),
         "_id": article.doc_id,
@@ -136,9 +136,7 @@ def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSet
                 chunk_size=max(len(pending), 1),
                 raise_on_error=False,
                 raise_on_exception=False,
-                max_retries=settings.max_retries,
-                initial_backoff=1,
-                max_backoff=30,
+                max_retries=0,  # the loop below is the one retry layer
             ):
                 (result,) = info.values()
                 doc_id = result.get("_id")
@@ -231,19 +229,21 @@ def _better(action: dict[str, Any], kept: dict[str, Any]) -> bool:
 class _Writer:
     """Sends one batch of actions; counts every action once: ``indexed`` (acknowledged),
     ``index_superseded`` (a copy of another in the batch, or older than what is indexed)
-    or a dead letter (``index_failed``)."""
+    or a dead letter of ``stage`` (counted by ``dead_letter`` as ``failed`` /
+    ``<stage>:<reason>``)."""
 
-    def __init__(self, settings: ElasticsearchSettings, namespace: str) -> None:
+    def __init__(self, settings: ElasticsearchSettings, namespace: str, stage: str) -> None:
         self.settings = settings
+        self.stage = stage
         self.indexed = Metrics.counter(namespace, "indexed")
         self.superseded = Metrics.counter(namespace, "index_superseded")
-        self.failed = Metrics.counter(namespace, "index_failed")
         self.batch_sizes = Metrics.distribution(namespace, "bulk_batch_size")
         self.recent: OrderedDict[str, int] = OrderedDict()
 
     def register_counters(self, *others) -> None:
         """Report every sink counter once, at zero (see ``WARM_UP``)."""
-        for counter in (self.indexed, self.superseded, self.failed, *others):
+        failed = [Metrics.counter(FAILED, f"{self.stage}:{r}") for r in WARM_UP_REASONS]
+        for counter in (self.indexed, self.superseded, *failed, *others):
             counter.inc(0)
 
     def connect(self) -> None:
@@ -294,9 +294,8 @@ class _Writer:
             elif outcome[0] == SUPERSEDED:
                 self.superseded.inc()
             else:
-                self.failed.inc()
                 url = action["_source"].get("canonical_url", "")
-                failure = Failure("index", outcome[0], url, outcome[1], payload=action)
+                failure = Failure(self.stage, outcome[0], url, outcome[1], payload=action)
                 yield item, dead_letter(failure, logging.ERROR)
 
     def _remember(self, action: dict[str, Any]) -> None:
@@ -313,12 +312,15 @@ class BulkIndexDoFn(beam.DoFn):
 
     For inputs already grouped into batches (the ingestion-health stats)."""
 
-    def __init__(self, settings: ElasticsearchSettings, namespace: str = "wirestream") -> None:
+    def __init__(
+        self, settings: ElasticsearchSettings, namespace: str = "wirestream", stage: str = "index"
+    ) -> None:
         self.settings = settings
         self.namespace = namespace
+        self.stage = stage
 
     def setup(self) -> None:
-        self.writer = _Writer(self.settings, self.namespace)
+        self.writer = _Writer(self.settings, self.namespace, self.stage)
         self.writer.connect()
 
     def process(self, keyed_batch):
@@ -345,7 +347,7 @@ class IndexArticlesDoFn(BatchingDoFn):
         self.received = Metrics.counter("wirestream", "to_index")
 
     def setup(self) -> None:
-        self.writer = _Writer(self.settings, "wirestream")
+        self.writer = _Writer(self.settings, "wirestream", "index")
         self.writer.connect()
 
     def process(self, article, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
@@ -397,91 +399,3 @@ class WriteToElasticsearch(beam.PTransform):
         return articles | "Bulk" >> beam.ParDo(
             IndexArticlesDoFn(self.settings, self.versioned, self.emit_indexed)
         ).with_outputs("dead_letter", main="indexed")
-
-
-def dead_letter_line(failure: Failure) -> str:
-    """Return ``failure`` as one JSON line of a dead-letter file."""
-    record = {"time": datetime.now(timezone.utc).isoformat(), **dataclasses.asdict(failure)}
-    return json.dumps(record, ensure_ascii=False, default=str) + "\n"
-
-
-def write_dead_letter_file(directory: str, stage: str, lines: list[str]) -> str:
-    """Write ``lines`` as a new file ``<dir>/<stage>-<YYYYMMDD-HHMMSS>-<id>.jsonl`` on any
-    Beam filesystem (local, s3://, gs://...) and return its path.
-
-    A new, uniquely named file per batch, not an append: object stores cannot append,
-    and workers on other machines must not share a file."""
-    from apache_beam.io.filesystems import FileSystems
-
-    name = f"{stage}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:12]}.jsonl"
-    path = FileSystems.join(directory, name)
-    if "://" not in directory:
-        os.makedirs(directory, exist_ok=True)
-    with FileSystems.create(path) as handle:
-        handle.write("".join(lines).encode("utf-8"))
-    return path
-
-
-def dead_letter_paths(arguments: list[str]) -> list[str]:
-    """Expand files, folders and globs (any Beam filesystem) to dead-letter files."""
-    from apache_beam.io.filesystems import FileSystems
-
-    paths = []
-    for argument in arguments:
-        pattern = argument
-        if "://" not in argument and os.path.isdir(argument):
-            pattern = os.path.join(argument, "*.jsonl")
-        for match in FileSystems.match([pattern])[0].metadata_list:
-            paths.append(match.path)
-    return sorted(paths)
-
-
-def read_dead_letter_file(path: str) -> list[dict[str, Any]]:
-    """Return the records of one dead-letter file (any Beam filesystem)."""
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(path, compression_type="uncompressed") as handle:
-        text = handle.read().decode("utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def read_dead_letters(arguments: list[str]) -> list[dict[str, Any]]:
-    """Return the dead-letter records of ``arguments`` (files, folders or globs)."""
-    paths = dead_letter_paths(arguments)
-    return [record for path in paths for record in read_dead_letter_file(path)]
-
-
-class WriteDeadLetterFilesDoFn(BatchingDoFn):
-    """Failure -> a JSON-lines file per stage and batch under ``directory``; counted."""
-
-    max_batch = 500
-    max_wait = 5.0
-
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
-        self.total = Metrics.counter("wirestream", "dead_letters")
-
-    def handle_batch(self, batch: list[WindowedValue]) -> Iterator:
-        by_stage: dict[str, list[str]] = {}
-        for held in batch:
-            failure = held.value
-            by_stage.setdefault(failure.stage, []).append(dead_letter_line(failure))
-        for stage, lines in by_stage.items():
-            path = write_dead_letter_file(self.directory, stage, lines)
-            log.info("%d dead letter(s) of stage %s written to %s", len(lines), stage, path)
-            self.total.inc(len(lines))
-            Metrics.counter("wirestream.dead_letters", stage).inc(len(lines))
-        return iter(())
-
-
-class WriteDeadLetters(beam.PTransform):
-    """Failure -> JSON-lines files under ``directory`` (a local folder every worker
-    shares, or any Beam filesystem path such as ``s3://bucket/dead-letter``) that
-    ``wirestream replay`` re-indexes."""
-
-    def __init__(self, directory: str) -> None:
-        super().__init__()
-        self.directory = directory
-
-    def expand(self, failures):
-        return failures | "Write" >> beam.ParDo(WriteDeadLetterFilesDoFn(self.directory))

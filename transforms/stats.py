@@ -29,7 +29,8 @@ from apache_beam.transforms.userstate import (
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from transforms.article import Article, Failure, FeedItem, Page
+from transforms.article import Article, FeedItem, Page
+from transforms.dead_letters import Failure
 from transforms.settings import ElasticsearchSettings, FeedSpec
 from transforms.sinks import BulkIndexDoFn, IndexedDoc
 from transforms.urls import source_domain
@@ -188,13 +189,18 @@ class WriteIngestionHealth(beam.PTransform):
     def _keyer(self, stage: str) -> Callable[[Any], StageKey]:
         if stage == "failed":
             publishers = self.publishers
-            return lambda failure: failed_key(failure, publishers)
-        return {
+
+            def keyed(failure: Failure) -> StageKey:
+                return failed_key(failure, publishers)
+
+            return keyed
+        keyers: dict[str, Callable[[Any], StageKey]] = {
             "polled": polled_key,
             "fetched": fetched_key,
             "extracted": extracted_key,
             "indexed": indexed_key,
-        }[stage]
+        }
+        return keyers[stage]
 
     def expand(self, taps: dict[str, beam.PCollection]):
         unknown = set(taps) - set(STAGES)
@@ -223,7 +229,7 @@ class WriteIngestionHealth(beam.PTransform):
             | "OneWriterKey" >> beam.Map(lambda action: (0, action))
             | "Batch" >> beam.GroupIntoBatches(500, max_buffering_duration_secs=width)
             | "Bulk"
-            >> beam.ParDo(BulkIndexDoFn(self.es, "wirestream.stats")).with_outputs(
+            >> beam.ParDo(BulkIndexDoFn(self.es, "wirestream.stats", "stats")).with_outputs(
                 "dead_letter", main="indexed"
             )
         ).dead_letter

@@ -16,7 +16,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from transforms.article import Article, Failure, FeedItem, Page
+from transforms.article import Article, FeedItem, Page
+from transforms.dead_letters import Failure, dead_letter
 from transforms.guard import guarded
 
 log = logging.getLogger(__name__)
@@ -68,22 +69,18 @@ class ParseFileDoFn(beam.DoFn):
         self.files.inc()
         if metadata.size_in_bytes > self.max_bytes:
             self.read.inc()
-            Metrics.counter("wirestream", "read_failed").inc()
-            yield beam.pvalue.TaggedOutput(
-                "dead_letter",
-                Failure("read", "too_large", metadata.path, f"{metadata.size_in_bytes} bytes"),
-            )
+            size = f"{metadata.size_in_bytes} bytes"
+            yield dead_letter(Failure("read", "too_large", metadata.path, size))
             return
         with FileSystems.open(metadata.path, compression_type="auto") as handle:
             data = handle.read()
         modified = datetime.fromtimestamp(metadata.last_updated_in_seconds or 0, tz=timezone.utc)
         for result in self.parser(FileInput(metadata.path, root, data, modified)):
             self.read.inc()
-            tag = OUTPUTS[type(result)]
-            if tag == "dead_letter":
-                Metrics.counter("wirestream", "read_failed").inc()
-                log.warning("cannot read %s (%s): %s", result.url, result.reason, result.detail)
-            yield beam.pvalue.TaggedOutput(tag, result)
+            if isinstance(result, Failure):
+                yield dead_letter(result)
+            else:
+                yield beam.pvalue.TaggedOutput(OUTPUTS[type(result)], result)
 
 
 class ReadFiles(beam.PTransform):

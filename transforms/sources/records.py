@@ -40,7 +40,8 @@ def parse_http_response(block: bytes) -> HttpResponse:
 
 def dechunk(body: bytes) -> bytes:
     """Return ``body`` without HTTP/1.1 chunk framing, or raise ``ValueError``."""
-    out, position = [], 0
+    out: list[bytes] = []
+    position = 0
     while True:
         end = body.find(b"\r\n", position)
         if end < 0:

@@ -12,7 +12,8 @@ from urllib.parse import urljoin
 
 import feedparser
 
-from transforms.article import Failure, FeedItem, Page
+from transforms.article import FeedItem, Page
+from transforms.dead_letters import Failure
 from transforms.sources.files import FileInput
 from transforms.urls import canonicalize_url
 

@@ -37,9 +37,9 @@ def rejection(
     published = article.published_at
     if (since or until) and published is None:
         return "undated"
-    if since and published < since:
+    if since and published is not None and published < since:
         return "before_since"
-    if until and published >= until:
+    if until and published is not None and published >= until:
         return "after_until"
     if sources and not domain_matches(article.source, sources):
         return "other_source"

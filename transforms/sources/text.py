@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any
 
-from transforms.article import Article, Failure, FeedItem, Page, text_digest
+from transforms.article import Article, FeedItem, Page, text_digest
+from transforms.dead_letters import Failure
 from transforms.fetch import decode_html
 from transforms.sources.files import FileInput, read_optional
 from transforms.urls import canonicalize_url, source_domain
@@ -45,7 +46,8 @@ def date_from_name(name: str) -> datetime | None:
     if not match:
         return None
     try:
-        return datetime(*map(int, match.groups()), tzinfo=timezone.utc)
+        year, month, day = map(int, match.groups())
+        return datetime(year, month, day, tzinfo=timezone.utc)
     except ValueError:
         return None
 

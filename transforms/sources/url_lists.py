@@ -8,7 +8,8 @@ import csv
 import io
 import json
 
-from transforms.article import Failure, FeedItem
+from transforms.article import FeedItem
+from transforms.dead_letters import Failure
 from transforms.sources.files import FileInput
 from transforms.sources.text import parse_date
 from transforms.urls import canonicalize_url

@@ -26,7 +26,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
-from transforms.article import Failure, FeedItem, Page
+from transforms.article import FeedItem, Page
+from transforms.dead_letters import Failure, dead_letter
 from transforms.fetch import HTML_TYPES, decode_html
 from transforms.guard import guarded
 from transforms.sources.records import count_skip, http_body, parse_http_response
@@ -220,7 +221,6 @@ class ReadWarcBlockDoFn(beam.DoFn):
 
     def __init__(self) -> None:
         self.read = Metrics.counter("wirestream", "read")
-        self.failed = Metrics.counter("wirestream", "read_failed")
 
     @guarded("read", partial=True)
     def process(self, block: WarcBlock):
@@ -231,9 +231,7 @@ class ReadWarcBlockDoFn(beam.DoFn):
                 if isinstance(result, Page):
                     yield result
                 elif isinstance(result, Failure):
-                    self.failed.inc()
-                    log.warning("WARC %s (%s): %s", result.reason, result.url, result.detail)
-                    yield beam.pvalue.TaggedOutput("dead_letter", result)
+                    yield dead_letter(result)
                 else:
                     count_skip(result)
 
