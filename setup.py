@@ -32,9 +32,20 @@ setup(
         "tqdm>=4.66",
         "protego>=0.3,<1",
         "w3lib>=2.1,<3",
+        "python-dateutil>=2.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "ruff>=0.6",
+            "import-linter>=2.1",
+            "mypy>=1.10",
+            "types-requests",
+            "types-PyYAML",
+            "types-python-dateutil",
+            "pre-commit>=3",
+        ],
         # Competitors measured side by side in bench/ (CoreNLP comes from Maven).
         "bench": ["sacremoses>=0.1", "nltk>=3.8"],
         # Backfills from object storage: Beam's S3 / GCS filesystems (and Dataflow).

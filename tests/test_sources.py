@@ -209,7 +209,26 @@ def test_text_folder_sidecar_file_name_html_and_errors(tmp_path):
     (page,) = out["page.html"]
     assert isinstance(page, Page) and page.url.startswith("archive://")
     assert [f.reason for f in out["empty.txt"]] == ["empty_file"]
-    assert [f.reason for f in out["bad.txt"]] == ["bad_sidecar"]
+    assert [f.reason for f in out["bad.txt"]] == ["bad_metadata"]
+
+
+def test_sidecars_are_validated_not_misread(tmp_path):
+    """A string of tags is one tag, an RFC 2822 date is a date, a wrong type is an error
+    naming the sidecar and the key (the document is dead-lettered, not half-read)."""
+    (tmp_path / "a.txt").write_text("Title\n\nBody.")
+    (tmp_path / "a.json").write_text(
+        json.dumps({"tags": "politics", "authors": "Ann Lee", "published_at":
+                    "Tue, 10 Mar 2026 08:00:00 +0100", "exported_by": "other-tool"})
+    )  # fmt: skip
+    (tmp_path / "b.txt").write_text("Title\n\nBody.")
+    (tmp_path / "b.json").write_text(json.dumps({"tags": ["ok", 7], "published_at": "soon"}))
+    (article,) = parse_text_file(_file(tmp_path / "a.txt", tmp_path))
+    assert article.tags == ["politics"] and article.authors == ["Ann Lee"]
+    assert article.published_at == datetime(2026, 3, 10, 7, tzinfo=timezone.utc)
+    (failure,) = parse_text_file(_file(tmp_path / "b.txt", tmp_path))
+    assert failure.reason == "bad_metadata"
+    assert str(tmp_path / "b.json") in failure.detail
+    assert "published_at: not a date" in failure.detail and "tags.1:" in failure.detail
 
 
 def test_url_lists_txt_csv_jsonl(tmp_path):
@@ -217,6 +236,8 @@ def test_url_lists_txt_csv_jsonl(tmp_path):
     (tmp_path / "b.csv").write_text("title,url\nOne,https://b.example/1\nTwo,\n")
     (tmp_path / "c.jsonl").write_text(
         '{"url": "https://c.example/1", "title": "C", "published_at": "2026-03-01"}\n{oops\n'
+        '{"url": "https://c.example/2", "published_at": "Sun, 01 Mar 2026 12:00:00 GMT"}\n'
+        '{"url": "https://c.example/3", "tags": {"a": 1}}\n'
     )
     out = {
         p.name: [
@@ -230,8 +251,13 @@ def test_url_lists_txt_csv_jsonl(tmp_path):
     item = next(iter(parse_url_list(_file(tmp_path / "c.jsonl", tmp_path))))
     assert item.title == "C"
     assert item.published_at == datetime(2026, 3, 1, tzinfo=timezone.utc)
-    url, bad = out["c.jsonl"]
+    url, bad, rfc2822, wrong = out["c.jsonl"]
     assert bad.reason == "bad_line" and bad.url.endswith("c.jsonl:2")
+    assert rfc2822 == "https://c.example/2"
+    assert wrong.reason == "bad_metadata" and wrong.url == "https://c.example/3"
+    assert wrong.detail.startswith(f"{tmp_path / 'c.jsonl'}:4: tags:")
+    items = [r for r in parse_url_list(_file(tmp_path / "c.jsonl", tmp_path)) if r.url == rfc2822]
+    assert items[0].published_at == datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
 
 
 def test_saved_feeds_use_full_content_else_fetch(shared_dir, tmp_path):

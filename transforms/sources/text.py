@@ -11,15 +11,16 @@ so re-reading the folder finds the same document.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
-from typing import Any
 
 from transforms.article import Article, FeedItem, Page, text_digest
 from transforms.dead_letters import Failure
 from transforms.fetch import decode_html
 from transforms.sources.files import FileInput, read_optional
+from transforms.sources.metadata import DocumentMeta, validate_meta
 from transforms.urls import canonicalize_url, source_domain
 
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".txt.gz")
@@ -28,16 +29,7 @@ SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES
 _NAME_DATE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 TITLE_CHARS = 200
 
-
-def parse_date(value: Any) -> datetime | None:
-    """Return a UTC datetime from an ISO-8601 string (date or date-time), or None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
+log = logging.getLogger(__name__)
 
 
 def date_from_name(name: str) -> datetime | None:
@@ -66,58 +58,62 @@ def first_line_title(text: str) -> str:
     return line[:TITLE_CHARS].rsplit(" ", 1)[0] + " ..."
 
 
-def read_sidecar(path: str) -> dict[str, Any]:
-    """Return the sidecar metadata of ``path`` ({} when none); raise ``ValueError`` if bad."""
+def read_sidecar(path: str) -> DocumentMeta:
+    """Return the sidecar metadata of ``path`` (empty when none); raise ``ValueError``
+    naming the sidecar and the bad keys."""
     stem = re.sub(r"\.(txt|text|md|html?)(\.gz)?$", "", path, flags=re.I)
     for candidate in (f"{stem}.json", f"{path}.json"):
         data = read_optional(candidate)
         if data is not None:
-            meta = json.loads(data)
-            if not isinstance(meta, dict):
-                raise ValueError(f"{candidate}: expected a JSON object")
+            try:
+                meta = validate_meta(json.loads(data))
+            except ValueError as exc:  # json.JSONDecodeError and MetadataError
+                raise ValueError(f"{candidate}: {exc}") from None
+            if meta.unknown:
+                log.info("%s: keys ignored: %s", candidate, ", ".join(meta.unknown))
             return meta
-    return {}
+    return DocumentMeta()
 
 
 def parse_text_file(file: FileInput):
     """Yield the Article (text) or Page (HTML) in one archive file, or a Failure."""
     try:
         meta = read_sidecar(file.path)
-    except ValueError as exc:  # json.JSONDecodeError is a ValueError
-        yield Failure("read", "bad_sidecar", file.path, str(exc))
+    except ValueError as exc:
+        yield Failure("read", "bad_metadata", file.path, str(exc))
         return
     text = decode_html(file.data).strip()
     if not text:
         yield Failure("read", "empty_file", file.path, "no text")
         return
-    url = canonicalize_url(meta["url"]) if meta.get("url") else archive_url(file.root, file.path)
+    url = canonicalize_url(meta.url) if meta.url else archive_url(file.root, file.path)
     name = PurePosixPath(file.path).name
-    published = parse_date(meta.get("published_at") or meta.get("date")) or date_from_name(name)
-    language = meta.get("language")
+    published = meta.published or date_from_name(name)
+    language = meta.language
     if file.path.lower().endswith(HTML_SUFFIXES):
         item = FeedItem(
             url=url,
             feed_url=file.root,
-            title=meta.get("title") or "",
+            title=meta.title,
             published_at=published,
             language=language,
-            tags=list(meta.get("tags") or []),
-            publisher=meta.get("publisher") or "",
+            tags=list(meta.tags),
+            publisher=meta.publisher,
         )
         yield Page(url=url, final_url=url, html=text, fetched_at=file.modified, item=item)
         return
     yield Article(
         url=url,
         canonical_url=url,
-        source=meta.get("source") or source_domain(url),
+        source=meta.source or source_domain(url),
         feed_url=file.root,
-        title=(meta.get("title") or first_line_title(text)).strip(),
+        title=meta.title or first_line_title(text),
         body=text,
         fetched_at=file.modified,
         published_at=published,
-        authors=list(meta.get("authors") or []),
+        authors=list(meta.authors),
         language=language.lower() if language else None,
-        tags=list(meta.get("tags") or []),
-        publisher=meta.get("publisher") or "",
+        tags=list(meta.tags),
+        publisher=meta.publisher,
         page_digest=text_digest(text),
     )

@@ -11,7 +11,7 @@ import json
 from transforms.article import FeedItem
 from transforms.dead_letters import Failure
 from transforms.sources.files import FileInput
-from transforms.sources.text import parse_date
+from transforms.sources.metadata import validate_meta
 from transforms.urls import canonicalize_url
 
 SUFFIXES = (".txt", ".csv", ".jsonl", ".ndjson", ".txt.gz", ".csv.gz", ".jsonl.gz")
@@ -60,16 +60,21 @@ def parse_url_list(file: FileInput):
         if isinstance(row, str):
             yield Failure("read", "bad_line", where, row)
             continue
-        url = str(row.get("url") or "").strip()
+        try:
+            meta = validate_meta(row)
+        except ValueError as exc:
+            yield Failure("read", "bad_metadata", str(row.get("url") or where), f"{where}: {exc}")
+            continue
+        url = meta.url or ""
         if not url.startswith(("http://", "https://")):
             yield Failure("read", "bad_url", url or where, f"{where}: not an http(s) URL")
             continue
         yield FeedItem(
             url=canonicalize_url(url),
             feed_url=file.path,
-            title=row.get("title") or "",
-            published_at=parse_date(row.get("published_at")),
-            language=row.get("language"),
-            tags=list(row.get("tags") or []),
-            publisher=row.get("publisher") or "",
+            title=meta.title,
+            published_at=meta.published,
+            language=meta.language,
+            tags=list(meta.tags),
+            publisher=meta.publisher,
         )
