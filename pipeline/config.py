@@ -22,6 +22,7 @@ from transforms.settings import (
     StatsSettings,
     StreamSettings,
     StrictModel,
+    describe_errors,
 )
 
 __all__ = [
@@ -82,11 +83,7 @@ def _validate(data: dict[str, Any], origin: str) -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{origin}: {problems}") from None
+        raise ConfigError(f"{origin}: {describe_errors(exc)}") from None
 
 
 def _read_yaml(path: Path) -> Any:

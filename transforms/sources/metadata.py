@@ -15,6 +15,8 @@ from typing import Any
 from dateutil import parser as dateparser
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from transforms.settings import describe_errors
+
 _YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")
 
 
@@ -96,8 +98,4 @@ def validate_meta(data: Any) -> DocumentMeta:
     try:
         return DocumentMeta.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        )
-        raise MetadataError(problems) from None
+        raise MetadataError(describe_errors(exc)) from None
