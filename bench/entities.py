@@ -95,7 +95,7 @@ def runner_args(runner: str) -> list[str]:
     """Return the Beam arguments for ``runner`` (prism: batch mode, LOOPBACK)."""
     if runner == "fnapi":
         return ["--runner=FnApiRunner"]
-    from pipeline.runners import prism_args
+    from pipeline.services.runners import prism_args
 
     return prism_args(streaming=False)
 

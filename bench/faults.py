@@ -31,8 +31,8 @@ from bench.backfill import _CANONICAL, SITE, drop_indices  # noqa: E402
 def main() -> int:
     from elasticsearch import Elasticsearch
 
-    from pipeline import local_es
-    from pipeline.sample_site import FixtureServer, LiveFeed
+    from pipeline.services import local_es
+    from pipeline.services.sample_site import FixtureServer, LiveFeed
     from transforms.dead_letters import read_dead_letters
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -105,7 +105,7 @@ def main() -> int:
         "--stage-pages", type=int, default=200, help="pages timed alone (default: all of them)"
     )
     args = parser.parse_args()
-    from pipeline import flink
+    from pipeline.services import flink
     from tests.support.real_pages import write_real_warc
 
     shared = Path(os.environ.get("WIRESTREAM_SHARED", ROOT.parent / "shared"))

@@ -378,7 +378,7 @@ def start_backfill(
     def run():
         from apache_beam.options.pipeline_options import PipelineOptions
 
-        from pipeline.flink import on_cluster
+        from pipeline.services.flink import on_cluster
 
         options = PipelineOptions(beam_args, save_main_session=False)
         pipeline = beam.Pipeline(options=options)

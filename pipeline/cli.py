@@ -38,7 +38,7 @@ def beam_arguments(args: argparse.Namespace, beam_args: list[str], streaming: bo
     """Return the Beam arguments of a run from the CLI's runner flags, and say where it runs."""
     import os
 
-    from pipeline.runners import RUNNERS, choose_runner, runner_args
+    from pipeline.services.runners import RUNNERS, choose_runner, runner_args
 
     runner, master = getattr(args, "runner", None), getattr(args, "flink_master", None)
     if runner and runner not in RUNNERS:  # a Beam runner by name, e.g. DataflowRunner
@@ -88,7 +88,7 @@ def start_stream(settings: Settings, beam_args: list[str], duration: float | Non
         import apache_beam as beam
         from apache_beam.options.pipeline_options import PipelineOptions
 
-        from pipeline.flink import on_cluster
+        from pipeline.services.flink import on_cluster
         from pipeline.stream import build_stream
 
         options = PipelineOptions(beam_args, save_main_session=False)
@@ -220,9 +220,9 @@ def print_summary(settings: Settings) -> None:
 
 def on_flink(settings: Settings, beam_args: list[str]) -> Settings:
     """Return ``settings`` for a stream on Flink: unless the profile changed
-    ``stream.poll_tick_seconds``, feeds are checked every 30 s (see pipeline.flink)."""
+    ``stream.poll_tick_seconds``, feeds are checked every 30 s (see pipeline.services.flink)."""
     from pipeline.config import StreamSettings
-    from pipeline.flink import STREAM_TICK_SECONDS
+    from pipeline.services.flink import STREAM_TICK_SECONDS
 
     default = StreamSettings.model_fields["poll_tick_seconds"].default
     flink = any(a in ("--runner=PortableRunner", "--runner=FlinkRunner") for a in beam_args)
@@ -265,8 +265,8 @@ def cmd_backfill(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipeline import local_es
-    from pipeline.sample_site import feed_urls, serve_sample_site
+    from pipeline.services import local_es
+    from pipeline.services.sample_site import feed_urls, serve_sample_site
 
     started = time.monotonic()
     url = args.es_url or local_es.start()
@@ -295,21 +295,21 @@ def cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def cmd_es(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from pipeline import local_es
+    from pipeline.services import local_es
 
     return local_es.main([args.action, "--port", str(args.port)])
 
 
 def cmd_flink(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from pipeline import flink
+    from pipeline.services import flink
 
     return flink.main([args.action] + (["--slots", str(args.slots)] if args.slots else []))
 
 
 def cmd_setup(_args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from pipeline import local_es
-    from pipeline.flink import build_job_server
-    from pipeline.runners import build_prism
+    from pipeline.services import local_es
+    from pipeline.services.flink import build_job_server
+    from pipeline.services.runners import build_prism
     from transforms.gazetteer import default_path, write_gazetteer
 
     print(f"Prism: {build_prism()}")
@@ -369,7 +369,7 @@ def cmd_summary(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 def _kibana_names(args: argparse.Namespace):
     from pipeline.elastic import stats_index_name
-    from pipeline.kibana import DEFAULT_ENTITY, Names
+    from pipeline.kibana.objects import DEFAULT_ENTITY, Names
 
     settings = _settings(args)
     es = settings.elasticsearch
@@ -377,7 +377,7 @@ def _kibana_names(args: argparse.Namespace):
 
 
 def cmd_kibana(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from pipeline import kibana
+    from pipeline.kibana import objects as kibana
 
     names = _kibana_names(args)
     if args.action == "build":
@@ -411,8 +411,8 @@ def cmd_kibana(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def _kibana_check(args: argparse.Namespace, names) -> int:
-    from pipeline.kibana import BUNDLE, read_ndjson
-    from pipeline.kibana_check import check_all
+    from pipeline.kibana.check import check_all
+    from pipeline.kibana.objects import BUNDLE, read_ndjson
     from transforms.es_client import make_client
 
     path = Path(args.file or BUNDLE)
@@ -576,9 +576,9 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.ERROR)
         logging.getLogger().handlers[0].addFilter(_drop_import_noise)
         warnings.filterwarnings("ignore", message="nltk is not installed")
-    from pipeline.flink import FlinkError
-    from pipeline.local_es import LocalElasticsearchError
-    from pipeline.runners import RunnerError
+    from pipeline.services.flink import FlinkError
+    from pipeline.services.local_es import LocalElasticsearchError
+    from pipeline.services.runners import RunnerError
 
     try:
         return args.func(args, beam_args)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from pipeline.config import REPO_ROOT, Settings
-from pipeline.sample_site import FixtureServer, serve_sample_site
+from pipeline.services.sample_site import FixtureServer, serve_sample_site
 
 # CI replays the same examples every run (a new failing example is found locally, with
 # the random profile, not by a submission's CI); locally every run explores new ones.

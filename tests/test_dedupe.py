@@ -9,7 +9,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils.timestamp import Timestamp
 
-from pipeline.runners import prism_args
+from pipeline.services.runners import prism_args
 from transforms.article import Article, FeedItem
 from transforms.dedupe import DropSeenItems, MergeFeeds, merge_feeds
 

@@ -15,7 +15,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import window
 
 from pipeline.config import EnrichSettings
-from pipeline.runners import prism_args
+from pipeline.services.runners import prism_args
 from transforms.article import Article
 from transforms.enrich import ENTITY_TYPES, TagEntities, clean_entity, load_model, tag_entities
 from transforms.normalize import normalize_text

@@ -13,7 +13,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.config import ConfigError, FeedSpec, FetchSettings, load_settings
-from pipeline.runners import prism_args
+from pipeline.services.runners import prism_args
 from tests.conftest import SHARED
 from transforms.article import FeedItem
 from transforms.dedupe import DropSeenItems
@@ -79,7 +79,7 @@ def test_garbage_is_degraded_with_no_items():
 
 
 def test_sample_site_feeds_and_conditional_get(sample_site):
-    from pipeline.sample_site import feed_urls
+    from pipeline.services.sample_site import feed_urls
 
     settings = FAST
     session = make_session(settings)

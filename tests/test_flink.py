@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import flink
-from pipeline.sample_site import feed_urls
+from pipeline.services import flink
+from pipeline.services.sample_site import feed_urls
 from tests.support.cli import doc_count, sink_counts, wirestream
 from tests.support.real_pages import _CANONICAL, real_page_files, write_real_warc
 from tests.test_stream import UNIQUE_ARTICLES

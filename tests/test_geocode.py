@@ -11,7 +11,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.config import EnrichSettings
-from pipeline.runners import prism_args
+from pipeline.services.runners import prism_args
 from transforms.article import Article
 from transforms.enrich import TagEntities, load_model, tag_entities
 from transforms.gazetteer import Gazetteer, fold, load_gazetteer, write_gazetteer

@@ -15,7 +15,8 @@ import yaml
 from pipeline.cli import main as cli_main
 from pipeline.config import REPO_ROOT
 from pipeline.elastic import INDEX_TEMPLATE, STATS_TEMPLATE
-from pipeline.kibana import (
+from pipeline.kibana.check import check_live, panel_query, validate_bundle
+from pipeline.kibana.objects import (
     BUNDLE,
     DASHBOARDS,
     SEARCHES,
@@ -25,7 +26,6 @@ from pipeline.kibana import (
     read_ndjson,
     to_ndjson,
 )
-from pipeline.kibana_check import check_live, panel_query, validate_bundle
 from tests.conftest import ES_URL
 
 AGGREGATABLE = {"keyword", "date", "long", "integer", "float", "geo_point"}
@@ -211,7 +211,7 @@ SEARCH_LABELS = [f"search: {s.title}" for s in SEARCHES.values()]
 @pytest.fixture(scope="module")
 def live_results(es_client, tmp_path_factory):
     """Run the pipeline once into a private prefix; return the live check's results by name."""
-    from pipeline.sample_site import serve_sample_site
+    from pipeline.services.sample_site import serve_sample_site
     from tests.test_stats import run_sample_stream
 
     prefix = f"test-{uuid.uuid4().hex[:8]}"
@@ -240,7 +240,7 @@ def test_panel_returns_buckets_on_pipeline_data(live_results, label):
 
 @pytest.mark.integration
 def test_missing_geo_field_is_pending_but_other_fields_fail(es_client):
-    from pipeline.kibana_check import check_panel
+    from pipeline.kibana.check import check_panel
 
     index = f"test-{uuid.uuid4().hex[:8]}-nogeo"
     es_client.indices.create(index=index, mappings={"properties": {"source": {"type": "keyword"}}})

@@ -1,4 +1,4 @@
-"""Tests for pipeline.local_es.
+"""Tests for pipeline.services.local_es.
 
 Unit tests need no Elasticsearch. Tests marked ``integration`` use the node that ``.ci/run``
 starts at ``$WIRESTREAM_ES_URL`` (default http://127.0.0.1:9200): unreachable means a failure
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pipeline import local_es
+from pipeline.services import local_es
 from transforms.paths import cache_dir
 
 # --------------------------------------------------------------------------- unit

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sample_site import LiveFeed
+from pipeline.services.sample_site import LiveFeed
 from tests.support.cli import doc_count, sink_counts, wirestream
 from tests.support.real_pages import _CANONICAL, real_page_files, write_real_warc
 from tests.test_stream import _alive, _descendants

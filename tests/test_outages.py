@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import local_es
+from pipeline.services import local_es
 from tests.support.cli import doc_count, sink_counts, wirestream
 from tests.test_stream import UNIQUE_ARTICLES, _profile
 from transforms.dead_letters import read_dead_letters

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import feedparser
 import pytest
 
-from pipeline.sample_site import (
+from pipeline.services.sample_site import (
     SAMPLE_SITE_ROOT,
     FixtureServer,
     feed_urls,

@@ -14,7 +14,7 @@ import yaml
 
 from pipeline.config import REPO_ROOT, FeedSpec
 from pipeline.elastic import install_stats_template
-from pipeline.sample_site import feed_urls
+from pipeline.services.sample_site import feed_urls
 from transforms.article import Article, FeedItem, Page
 from transforms.dead_letters import Failure
 from transforms.sinks import IndexedDoc, indexed_docs

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pipeline.sample_site import feed_urls
+from pipeline.services.sample_site import feed_urls
 from tests.support.cli import wirestream as _wirestream
 from transforms.normalize import normalize_text
 

@@ -5,4 +5,4 @@
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo_root"
-exec "${PYTHON:-python3}" -m pipeline.local_es "$@"
+exec "${PYTHON:-python3}" -m pipeline.services.local_es "$@"

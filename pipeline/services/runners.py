@@ -84,7 +84,7 @@ def flink_master_args(master: str, streaming: bool) -> list[str]:
     """Beam arguments for a user's own Flink cluster: Beam's FlinkRunner starts the job
     server built here (``wirestream flink build``) and submits to ``master``'s REST port;
     the Python work goes to a worker pool beside each TaskManager (localhost:50000)."""
-    from pipeline.flink import FLINK_VERSION, build_job_server
+    from pipeline.services.flink import FLINK_VERSION, build_job_server
 
     return [
         "--runner=FlinkRunner",
@@ -103,7 +103,7 @@ def choose_runner(runner: str | None, flink_master: str | None = None) -> str:
         return "flink"
     if runner in (None, "prism"):
         return "prism"
-    from pipeline.flink import status
+    from pipeline.services.flink import status
 
     return "flink" if status() is not None else "prism"
 
@@ -126,8 +126,8 @@ def runner_args(
         return prism_args(streaming) + args
     if flink_master:
         return flink_master_args(flink_master, streaming) + args
-    from pipeline.flink import FlinkError
-    from pipeline.flink import runner_args as local_flink_args
+    from pipeline.services.flink import FlinkError
+    from pipeline.services.flink import runner_args as local_flink_args
 
     try:
         return local_flink_args(streaming) + args

@@ -1,7 +1,7 @@
 """Check the Kibana saved objects without Kibana: structure, references, and live data.
 
 Three checks: every object parses and refers only to objects in the bundle; the
-bundle is what the spec in ``pipeline.kibana`` generates; and, against a live
+bundle is what the spec in ``pipeline.kibana.objects`` generates; and, against a live
 Elasticsearch, every field a panel uses is mapped and aggregatable, and every panel's
 aggregation (rebuilt from the spec as an Elasticsearch query) returns buckets.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from pipeline.kibana import (
+from pipeline.kibana.objects import (
     DASHBOARDS,
     ENTITY_FIELDS,
     SEARCHES,

@@ -4,7 +4,7 @@ The distribution is the core-only ``integ-test-zip`` fetched from Maven Central 
 unpacked under :func:`cache_dir` and run detached in the background. When running as root,
 Elasticsearch (which refuses root) runs as the unprivileged system user ``wirestream-es``.
 
-CLI: ``python -m pipeline.local_es start|stop|status [--port N]``.
+CLI: ``python -m pipeline.services.local_es start|stop|status [--port N]``.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def render_config(
         "cluster.routing.allocation.disk.threshold_enabled": "false",
     }
     lines = [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
-    header = "# Written by pipeline/local_es.py; rewritten on every start.\n"
+    header = "# Written by pipeline/services/local_es.py; rewritten on every start.\n"
     return header + "\n".join(lines) + "\n"
 
 
@@ -487,7 +487,7 @@ def status(port: int = DEFAULT_PORT) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pipeline.local_es start|stop|status [--port N]``; returns the exit code."""
+    """``python -m pipeline.services.local_es start|stop|status [--port N]``; the exit code."""
     parser = argparse.ArgumentParser(prog="local_es", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("start", "stop", "status"))
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)

@@ -10,7 +10,7 @@ ETag / Last-Modified with ``304 Not Modified``, gzip, ``HEAD``, per-file headers
         for feed in feed_urls(server):
             print(feed["name"], feed["url"])
 
-Run ``python -m pipeline.sample_site [--port N]`` to serve the sample site until Ctrl-C.
+Run ``python -m pipeline.services.sample_site [--port N]`` to serve the sample site until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from pipeline.config import REPO_ROOT
+
 SAMPLE_SITE_ROOT = REPO_ROOT / "deploy" / "sample-site"
 PLACEHOLDER = b"{{BASE}}"
 SIDECAR_SUFFIX = ".headers"

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.config import REPO_ROOT
-from pipeline.local_es import get_json, java_major, port_in_use, read_json_file
+from pipeline.services.local_es import get_json, java_major, port_in_use, read_json_file
 from transforms.paths import cache_dir
 
 JOB_SERVER_BEAM = "2.62.0"
@@ -343,7 +343,12 @@ def start(slots: int | None = None, ports: Ports = Ports(), timeout: float = 180
             )
             pids["worker_pool"] = _launch(
                 "worker-pool",
-                [sys.executable, "-m", "pipeline.worker_pool", f"--port={ports.worker_pool}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "pipeline.services.worker_pool",
+                    f"--port={ports.worker_pool}",
+                ],
             )
             _wait(
                 "Python worker pool",

@@ -8,7 +8,7 @@ each TaskManager pod has its own pool; here they share one, so this pool starts 
 process per request whatever its id, sends its output to the pool's log, and leaves
 stopping to the runner: a worker exits when its TaskManager closes the control stream.
 
-Run: ``python -m pipeline.worker_pool --port 50000``.
+Run: ``python -m pipeline.services.worker_pool --port 50000``.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def serve(port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.worker_pool")
+    parser = argparse.ArgumentParser(prog="python -m pipeline.services.worker_pool")
     parser.add_argument("--port", type=int, default=50000)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
