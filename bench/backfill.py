@@ -104,7 +104,7 @@ def main() -> int:
     args, beam_args = parser.parse_known_args()
     from elasticsearch import Elasticsearch
 
-    from pipeline.backfill import format_summary
+    from pipeline.progress import format_summary
 
     prefix = f"bench-backfill-{uuid.uuid4().hex[:8]}"
     client = Elasticsearch(args.es_url, request_timeout=60)

@@ -16,13 +16,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipeline.config import Settings
-from pipeline.reconcile import check, format_sink, index_dead_letters, reconcile
 from transforms.dead_letters import WriteDeadLetters
 from transforms.enrich import TagEntities
 from transforms.extract import ExtractArticles
@@ -198,197 +196,6 @@ def count_inputs(sources: list[SourceSpec]):
                 yield count_file_inputs(spec.kind, path)
 
 
-def job_counters(result, committed: bool = False) -> dict[tuple[str, str], int]:
-    """Return the job's user counters by (namespace, name), read while it runs.
-
-    Portable runners (Prism, Flink) are asked through the job service, which
-    reports counters mid-run; others through ``result.metrics()``.
-    """
-    from collections import Counter
-
-    totals: Counter = Counter()
-    service = getattr(result, "_job_service", None)
-    if service is not None:
-        from apache_beam.metrics import monitoring_infos
-        from apache_beam.portability.api import beam_job_api_pb2
-
-        request = beam_job_api_pb2.GetJobMetricsRequest(job_id=result._job_id)
-        metrics = service.GetJobMetrics(request).metrics
-        for info in metrics.committed if committed else metrics.attempted:
-            if info.urn == monitoring_infos.USER_COUNTER_URN:
-                key = (info.labels["NAMESPACE"], info.labels["NAME"])
-                totals[key] += monitoring_infos.extract_counter_value(info)
-        return dict(totals)
-    for counter in result.metrics().query()["counters"]:
-        value = counter.committed if committed else counter.attempted
-        totals[(counter.key.metric.namespace, counter.key.metric.name)] += value or 0
-    return dict(totals)
-
-
-def summarize(counters: dict[tuple[str, str], int]) -> dict:
-    """Return the run's summary: read, extracted, indexed, duplicates, skipped and failed
-    by reason, ``done`` (inputs that reached one of those ends), and the sink's
-    reconciliation: documents that entered it against those Elasticsearch acknowledged,
-    found superseded and those written as dead letters (``gap`` is what is left)."""
-
-    def by_reason(namespace: str) -> dict[str, int]:
-        return dict(sorted((n, v) for (ns, n), v in counters.items() if ns == namespace and v))
-
-    def count(name: str, namespace: str = "wirestream") -> int:
-        return counters.get((namespace, name), 0)
-
-    superseded = count("index_superseded")
-    summary: dict[str, Any] = {name: count(name) for name in ("read", "extracted", "indexed")}
-    summary["duplicates"] = count("duplicates") + superseded
-    summary["skipped"] = by_reason("wirestream.skipped")
-    summary["failed"] = by_reason("wirestream.failed")
-    summary["done"] = (
-        summary["indexed"]
-        + summary["duplicates"]
-        + sum(summary["skipped"].values())
-        + sum(summary["failed"].values())
-    )
-    summary["sink"] = reconcile(
-        count("to_index"),
-        summary["indexed"],
-        superseded,
-        index_dead_letters(summary["failed"]),
-        count("sink_waited_ms"),
-    )
-    return summary
-
-
-def format_summary(summary: dict, seconds: float) -> str:
-    """Return the summary as the lines printed at the end of a backfill."""
-    rate = summary["indexed"] / seconds if seconds > 0 else 0.0
-    lines = [
-        f"backfill finished in {seconds:.1f}s ({rate:.1f} documents/s indexed)",
-        f"  read {summary['read']}, extracted {summary['extracted']}, "
-        f"indexed {summary['indexed']}, skipped as duplicate {summary['duplicates']}",
-    ]
-    for label, key in (("skipped", "skipped"), ("failed", "failed")):
-        reasons = summary[key]
-        if reasons:
-            detail = ", ".join(f"{reason} {count}" for reason, count in reasons.items())
-            lines.append(f"  {label} {sum(reasons.values())}: {detail}")
-    lines.append("  " + format_sink(summary["sink"]))
-    return "\n".join(lines)
-
-
-class ProgressBar:
-    """A progress bar over the job's inputs: the total is counted beside the job, the
-    done count is read from the job's counters (so it shows what really finished)."""
-
-    def __init__(self, sources: list[SourceSpec], result, enabled: bool) -> None:
-        import threading
-
-        from tqdm import tqdm
-
-        self.result = result
-        self.bar = tqdm(desc="backfill (counting inputs)", unit="doc", disable=not enabled)
-        self.lock = threading.Lock()
-        self.stopped = threading.Event()
-        self.threads = [
-            threading.Thread(target=self._count, args=(sources,), daemon=True),
-            threading.Thread(target=self._poll, daemon=True),
-        ]
-        if enabled:
-            for thread in self.threads:
-                thread.start()
-
-    def _count(self, sources: list[SourceSpec]) -> None:
-        total = 0
-        for count in count_inputs(sources):
-            total += count
-            with self.lock:
-                self.bar.total = total
-                self.bar.refresh()
-            if self.stopped.is_set():
-                return
-        with self.lock:
-            self.bar.set_description("backfill")
-
-    def _poll(self) -> None:
-        while not self.stopped.wait(1.0):
-            try:
-                done = summarize(job_counters(self.result))["done"]
-            except Exception:  # the job service may not answer yet, or any more
-                continue
-            with self.lock:
-                self.bar.update(max(done - self.bar.n, 0))
-
-    def close(self, done: int | None = None) -> None:
-        self.stopped.set()
-        with self.lock:
-            if done is not None:
-                self.bar.update(max(done - self.bar.n, 0))
-            self.bar.close()
-
-
-class ReportingResult:
-    """A job result whose ``wait_until_finish`` also ends the progress bar and prints
-    (and optionally writes as JSON) the run's summary, reconciliation included."""
-
-    reconciled = True  # the launcher need not check the sink again
-
-    def __init__(self, result, progress: ProgressBar, summary_path: str | None) -> None:
-        import time
-
-        self.result = result
-        self.progress = progress
-        self.summary_path = summary_path
-        self.started = time.monotonic()
-
-    def wait_until_finish(self, duration=None):
-        import json
-        import time
-
-        try:
-            state = self.result.wait_until_finish(duration)
-        except BaseException:
-            self.progress.close()
-            raise
-        seconds = time.monotonic() - self.started
-        counters = job_counters(self.result, committed=True) or job_counters(self.result)
-        summary = summarize(counters)
-        self.progress.close(summary["done"])
-        print(format_summary(summary, seconds), flush=True)
-        if self.summary_path:
-            Path(self.summary_path).write_text(json.dumps({**summary, "seconds": seconds}))
-        check(summary["sink"], "re-run the backfill (it resumes)")
-        return state
-
-    def cancel(self):
-        self.progress.close()
-        return self.result.cancel()
-
-    def __getattr__(self, name: str):
-        return getattr(self.result, name)
-
-
-def start_backfill(
-    settings: Settings,
-    sources: list[SourceSpec],
-    beam_args: list[str],
-    progress: bool = True,
-    summary_path: str | None = None,
-):
-    """Return a function that builds and starts the batch job (run in the launcher's child)."""
-
-    def run():
-        from apache_beam.options.pipeline_options import PipelineOptions
-
-        from pipeline.services.flink import on_cluster
-
-        options = PipelineOptions(beam_args, save_main_session=False)
-        pipeline = beam.Pipeline(options=options)
-        build_backfill(pipeline, settings, sources)
-        result = on_cluster(pipeline.run(), beam_args)
-        return ReportingResult(result, ProgressBar(sources, result, progress), summary_path)
-
-    return run
-
-
 def run_backfill(
     settings: Settings,
     sources: list[SourceSpec],
@@ -397,9 +204,15 @@ def run_backfill(
     summary_path: str | None = None,
 ) -> int:
     """Run the backfill to the end (Ctrl-C stops it cleanly); return an exit code."""
-    from pipeline.launcher import run_supervised
+    from pipeline.launcher import job_starter, run_supervised
+    from pipeline.progress import BackfillProgress, ReportingResult
+
+    def report(result):
+        bar = BackfillProgress(lambda: count_inputs(sources), result, progress)
+        return ReportingResult(result, bar, summary_path)
+
+    def build(pipeline: beam.Pipeline) -> None:
+        build_backfill(pipeline, settings, sources)
 
     grace = settings.elasticsearch.max_wait_seconds + 5
-    return run_supervised(
-        start_backfill(settings, sources, beam_args, progress, summary_path), grace
-    )
+    return run_supervised(job_starter(build, beam_args, report), grace)

@@ -9,12 +9,9 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipeline.config import REPO_ROOT, ConfigError, Settings, load_settings
-
-if TYPE_CHECKING:
-    from elasticsearch import Elasticsearch
+from pipeline.progress import print_summary
 
 log = logging.getLogger("wirestream")
 
@@ -80,25 +77,6 @@ def _add_es_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--es-ca-certs", help="CA certificate file for https clusters")
 
 
-def start_stream(settings: Settings, beam_args: list[str], duration: float | None):
-    """Return a function that builds and starts the streaming job (run in the child);
-    ``beam_args`` are complete (see :func:`beam_arguments`)."""
-
-    def run():
-        import apache_beam as beam
-        from apache_beam.options.pipeline_options import PipelineOptions
-
-        from pipeline.services.flink import on_cluster
-        from pipeline.stream import build_stream
-
-        options = PipelineOptions(beam_args, save_main_session=False)
-        pipeline = beam.Pipeline(options=options)
-        build_stream(pipeline, settings, duration)
-        return on_cluster(pipeline.run(), beam_args)
-
-    return run
-
-
 def prepare_index(settings: Settings) -> None:
     """Install the index templates, failing early with a clear message if ES is unreachable,
     then re-offer what an earlier outage sent to dead letters (``pipeline.replay``)."""
@@ -134,7 +112,9 @@ def prepare_index(settings: Settings) -> None:
 
 def run_stream(settings: Settings, beam_args: list[str], duration: float | None) -> int:
     """Install the template, then run the stream until done or stopped; return an exit code."""
-    from pipeline.launcher import run_supervised
+    from pipeline.launcher import job_starter, run_supervised
+    from pipeline.progress import StreamProgress
+    from pipeline.stream import build_stream
 
     if not settings.feeds:
         raise SystemExit(
@@ -142,80 +122,12 @@ def run_stream(settings: Settings, beam_args: list[str], duration: float | None)
         )
     prepare_index(settings)
     grace = settings.elasticsearch.max_wait_seconds + settings.fetch.timeout + 5
+
+    def build(pipeline) -> None:
+        build_stream(pipeline, settings, duration)
+
     with StreamProgress(settings, duration) as progress:
-        return run_supervised(start_stream(settings, beam_args, duration), grace, progress.tick)
-
-
-class StreamProgress:
-    """A progress bar for a streaming run: seconds elapsed (of the duration, if any) and
-    documents in the index, read from Elasticsearch every few seconds. Shown only on a
-    terminal."""
-
-    def __init__(self, settings: Settings, duration: float | None, every: float = 3.0) -> None:
-        from tqdm import tqdm
-
-        self.settings, self.every = settings, every
-        self.bar = tqdm(
-            total=int(duration) if duration else None,
-            desc="streaming",
-            unit="s",
-            bar_format="{desc}: {n_fmt}/{total_fmt}s |{bar}|" if duration else "{desc}: {n_fmt}s",
-            disable=None,  # off when stdout is not a terminal (logs, CI)
-        )
-        self.started = self.last = time.monotonic()
-        self.client: Elasticsearch | None = None
-
-    def tick(self) -> None:
-        now = time.monotonic()
-        elapsed = int(now - self.started)
-        target = min(elapsed, self.bar.total) if self.bar.total else elapsed
-        self.bar.update(target - self.bar.n)
-        if self.bar.disable or now - self.last < self.every:
-            return
-        self.last = now
-        from elasticsearch import NotFoundError
-
-        try:
-            if self.client is None:
-                from transforms.es_client import make_client
-
-                self.client = make_client(self.settings.elasticsearch)
-            count = self.client.count(index=self.settings.elasticsearch.alias)["count"]
-            self.bar.set_description_str(f"streaming, {count} documents in the index")
-        except NotFoundError:  # the alias appears with the first document
-            self.bar.set_description_str("streaming, no documents yet")
-        except Exception:  # the bar is informative only; the run reports errors itself
-            self.bar.set_description_str("streaming, Elasticsearch not reachable")
-
-    def __enter__(self) -> StreamProgress:
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.bar.close()
-        if self.client is not None:
-            self.client.close()
-
-
-def print_summary(settings: Settings) -> None:
-    """Print what landed in Elasticsearch: counts, latest titles, top entities."""
-    from pipeline.elastic import summarize
-    from transforms.es_client import make_client
-
-    client = make_client(settings.elasticsearch)
-    summary = summarize(client, settings.elasticsearch.alias)
-    client.close()
-    print(f"\n{summary['total']} documents in '{settings.elasticsearch.alias}'")
-    for label, key in (("per publisher", "publishers"), ("per source", "sources")):
-        rows = summary.get(key) or []
-        if rows:
-            print(f"  {label}: " + ", ".join(f"{name} {count}" for name, count in rows))
-    print("  latest titles:")
-    for hit in summary["titles"]:
-        print(f"    [{(hit.get('published_at') or '')[:10]}] {hit.get('title')}")
-    for key in ("people", "organizations", "places"):
-        rows = summary.get(key) or []
-        if rows:
-            print(f"  top {key}: " + ", ".join(f"{name} ({count})" for name, count in rows))
+        return run_supervised(job_starter(build, beam_args), grace, progress.tick)
 
 
 def on_flink(settings: Settings, beam_args: list[str]) -> Settings:

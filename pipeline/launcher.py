@@ -31,8 +31,10 @@ import threading
 import time
 from collections.abc import Callable
 
+import apache_beam as beam
 from apache_beam.runners.runner import PipelineResult
 
+from pipeline.progress import report_counters
 from pipeline.reconcile import check, format_sink, index_dead_letters, reconcile
 from transforms.lifecycle import DRAINING
 
@@ -112,27 +114,26 @@ def _run_job(run: Callable[[], PipelineResult], grace: float) -> None:
         check(sink, "see the log for the failing stage")
 
 
-def report_counters(result) -> dict[str, int]:
-    """Print the job's ``wirestream`` counters (committed or attempted) on one line each."""
-    totals: dict[str, int] = {}
-    try:
-        counters = result.metrics().query()["counters"]
-    except Exception as exc:  # a runner without metrics must not fail the run
-        log.info("no metrics from the runner: %s", exc)
-        return totals
-    for counter in counters:
-        key = counter.key.metric
-        if not key.namespace.startswith("wirestream"):
-            continue
-        name = key.name if key.namespace == "wirestream" else f"{key.namespace[11:]}.{key.name}"
-        value = counter.committed if counter.committed is not None else counter.attempted
-        totals[name] = totals.get(name, 0) + (value or 0)
-    if totals:
-        print(
-            "pipeline counters: " + ", ".join(f"{k}={v}" for k, v in sorted(totals.items())),
-            flush=True,
-        )
-    return totals
+def job_starter(
+    build: Callable[[beam.Pipeline], None],
+    beam_args: list[str],
+    wrap: Callable[[PipelineResult], PipelineResult] | None = None,
+) -> Callable[[], PipelineResult]:
+    """Return the function ``run_supervised`` calls in its child: build the pipeline with
+    ``build``, run it (on a Flink session cluster, cancellable through its REST API),
+    and return its result, wrapped by ``wrap`` (e.g. to report at the end)."""
+
+    def run() -> PipelineResult:
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        from pipeline.services.flink import on_cluster
+
+        pipeline = beam.Pipeline(options=PipelineOptions(beam_args, save_main_session=False))
+        build(pipeline)
+        result = on_cluster(pipeline.run(), beam_args)
+        return wrap(result) if wrap else result
+
+    return run
 
 
 ABORT_SECONDS = 20  # after a second Ctrl-C, how long the child may take to cancel the job

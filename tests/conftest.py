@@ -9,17 +9,15 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from pipeline.config import REPO_ROOT, Settings
+from pipeline.config import Settings
 from pipeline.services.sample_site import FixtureServer, serve_sample_site
+from tests.support.paths import ES_URL, SHARED
 
 # CI replays the same examples every run (a new failing example is found locally, with
 # the random profile, not by a submission's CI); locally every run explores new ones.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
-
-SHARED = Path(os.environ.get("WIRESTREAM_SHARED", REPO_ROOT.parent / "shared"))
-ES_URL = os.environ.get("WIRESTREAM_ES_URL", "http://127.0.0.1:9200")
 
 
 @pytest.fixture(scope="session")
@@ -87,3 +85,23 @@ def web(tmp_path):
     """An empty fixture server (tests add routes) on 127.0.0.1."""
     with FixtureServer(tmp_path) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def sample_stream(es_client, tmp_path_factory):
+    """One ``wirestream run`` over the sample site (plus a feed that is gone), with
+    ingestion-health stats, into a private prefix: shared by the tests that only read
+    what such a run leaves (health counts, Kibana panels); removed at the end."""
+    from tests.support.sample_stream import SampleStream, run_sample_stream
+
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    try:
+        with serve_sample_site() as site:
+            output = run_sample_stream(tmp_path_factory.mktemp("stream"), site, ES_URL, prefix)
+        yield SampleStream(prefix, f"{prefix}-stats", output)
+    finally:
+        names = list(es_client.indices.get(index=f"{prefix}*", allow_no_indices=True))
+        if names:
+            es_client.indices.delete(index=",".join(names))
+        for template in (f"wirestream-{prefix}", f"wirestream-{prefix}-stats"):
+            es_client.options(ignore_status=404).indices.delete_index_template(name=template)

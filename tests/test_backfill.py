@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.support.cli import doc_count, sink_counts, wirestream
-from tests.test_sources import PAGES, build_warc
+from tests.support.warcs import PAGES, build_warc
 
 pytestmark = [pytest.mark.integration, pytest.mark.runner]
 
@@ -132,7 +132,7 @@ def test_backfill_every_source_killed_then_rerun(
 def test_backfill_filters_by_date_and_source(es_client, es_settings, shared_dir, tmp_path):
     from datetime import datetime, timezone
 
-    from tests.test_sources import page_bytes, page_url
+    from tests.support.warcs import page_bytes, page_url
     from transforms.extract import extract_article
     from transforms.fetch import decode_html
 

@@ -14,7 +14,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.config import ConfigError, FeedSpec, FetchSettings, load_settings
 from pipeline.services.runners import prism_args
-from tests.conftest import SHARED
+from tests.support.paths import SHARED
 from transforms.article import FeedItem
 from transforms.dedupe import DropSeenItems
 from transforms.feeds import PollFeeds, next_due, parse_feed, poll_feed

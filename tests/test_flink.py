@@ -28,7 +28,7 @@ from pipeline.services import flink
 from pipeline.services.sample_site import feed_urls
 from tests.support.cli import doc_count, sink_counts, wirestream
 from tests.support.real_pages import _CANONICAL, real_page_files, write_real_warc
-from tests.test_stream import UNIQUE_ARTICLES
+from tests.support.sample_stream import UNIQUE_ARTICLES
 from transforms.normalize import normalize_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.runner, pytest.mark.flink]

@@ -26,7 +26,6 @@ from pipeline.kibana.objects import (
     read_ndjson,
     to_ndjson,
 )
-from tests.conftest import ES_URL
 
 AGGREGATABLE = {"keyword", "date", "long", "integer", "float", "geo_point"}
 
@@ -209,24 +208,11 @@ SEARCH_LABELS = [f"search: {s.title}" for s in SEARCHES.values()]
 
 
 @pytest.fixture(scope="module")
-def live_results(es_client, tmp_path_factory):
-    """Run the pipeline once into a private prefix; return the live check's results by name."""
-    from pipeline.services.sample_site import serve_sample_site
-    from tests.test_stats import run_sample_stream
-
-    prefix = f"test-{uuid.uuid4().hex[:8]}"
-    try:
-        with serve_sample_site() as site:
-            run_sample_stream(tmp_path_factory.mktemp("kibana"), site, ES_URL, prefix)
-        es_client.indices.refresh(index=f"{prefix}*")
-        results = check_live(es_client, Names(prefix, f"{prefix}-stats"))
-        yield {r.name: r for r in results}
-    finally:
-        names = list(es_client.indices.get(index=f"{prefix}*", allow_no_indices=True))
-        if names:
-            es_client.indices.delete(index=",".join(names))
-        for template in (f"wirestream-{prefix}", f"wirestream-{prefix}-stats"):
-            es_client.options(ignore_status=404).indices.delete_index_template(name=template)
+def live_results(es_client, sample_stream):
+    """The live check's results by name, on the shared sample-site run's indices."""
+    prefix = sample_stream.alias
+    es_client.indices.refresh(index=f"{prefix}*")
+    return {r.name: r for r in check_live(es_client, Names(prefix, sample_stream.stats_index))}
 
 
 @pytest.mark.integration

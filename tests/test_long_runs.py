@@ -17,8 +17,8 @@ import pytest
 
 from pipeline.services.sample_site import LiveFeed
 from tests.support.cli import doc_count, sink_counts, wirestream
+from tests.support.processes import alive, descendants
 from tests.support.real_pages import _CANONICAL, real_page_files, write_real_warc
-from tests.test_stream import _alive, _descendants
 
 pytestmark = [pytest.mark.integration, pytest.mark.runner, pytest.mark.long]
 
@@ -47,7 +47,7 @@ def _left_running(pids: set[int], wait: float = 20) -> list[int]:
     """Return those of ``pids`` still running (not zombies) after up to ``wait`` seconds."""
     deadline = time.monotonic() + wait
     while True:
-        running = [pid for pid in pids if _alive(pid) and _state(pid) != "Z"]
+        running = [pid for pid in pids if alive(pid) and _state(pid) != "Z"]
         if not running or time.monotonic() > deadline:
             return running
         time.sleep(0.2)
@@ -165,7 +165,7 @@ def test_killed_backfill_keeps_its_work_and_resumes(es_client, es_settings, shar
         assert first.poll() is None, first.communicate()[0][-3000:]
         assert time.monotonic() < deadline, "fewer than 100 documents indexed in 300 s"
         time.sleep(0.5)
-    pipeline_processes = _descendants(first.pid)
+    pipeline_processes = descendants(first.pid)
     assert len(pipeline_processes) >= 2  # the pipeline process and Prism
     os.killpg(first.pid, signal.SIGKILL)  # the CLI's process group, as `kill -9 -PGID` does
     first.communicate(timeout=30)
@@ -195,7 +195,7 @@ def test_a_crashed_pipeline_process_fails_the_cli_and_leaves_nothing(
     while doc_count(es_client, es_settings.elasticsearch.alias) == 0:
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.5)
-    processes = _descendants(proc.pid)
+    processes = descendants(proc.pid)
     (child,) = [pid for pid in processes if _parent(pid) == proc.pid]  # the pipeline process
     os.kill(child, signal.SIGSEGV)
     out, _ = proc.communicate(timeout=60)

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.services import local_es
 from tests.support.cli import doc_count, sink_counts, wirestream
-from tests.test_stream import UNIQUE_ARTICLES, _profile
+from tests.support.sample_stream import UNIQUE_ARTICLES, stream_profile
 from transforms.dead_letters import read_dead_letters
 
 pytestmark = [pytest.mark.integration, pytest.mark.runner, pytest.mark.long]
@@ -28,7 +28,7 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 def _start_stream(es_client, es_settings, site, tmp_path: Path, seconds: int):
     """Start a stream of the sample site; return it once it has installed its templates
     (before the first article is written)."""
-    profile = _profile(tmp_path, site, es_settings)
+    profile = stream_profile(tmp_path, site, es_settings)
     proc = wirestream("run", "--config", str(profile), "--duration", str(seconds))
     stats_template = f"wirestream-{es_settings.elasticsearch.index_prefix}-stats"
     _wait_for(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.replay import replay_transient
-from tests.test_sinks import _article
+from tests.support.articles import sample_article
 from transforms.dead_letters import (
     Failure,
     dead_letter_line,
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.integration
 def test_outage_dead_letters_are_replayed_once(es_client, es_settings, tmp_path):
     es = es_settings.elasticsearch
     directory = str(tmp_path / "dead-letter")
-    actions = [to_action(_article(n), es.index_prefix) for n in range(3)]
-    newer = to_action(_article(2).replace(title="Story 2, updated"), es.index_prefix)
+    actions = [to_action(sample_article(n), es.index_prefix) for n in range(3)]
+    newer = to_action(sample_article(2).replace(title="Story 2, updated"), es.index_prefix)
     assert bulk_index(es_client, [newer], es) == (1, [])  # indexed after the outage
     lines = [dead_letter_line(Failure("index", "unavailable", "u", "down", a)) for a in actions]
     lines.append(dead_letter_line(Failure("index", "rejected_400", "r", "mapping", actions[0])))

@@ -2,13 +2,12 @@
 go to dead letters, and dead letters replay."""
 
 import socket
-from datetime import datetime, timezone
 
 import pytest
 
 from pipeline.cli import main as cli_main
-from tests.conftest import ES_URL
-from transforms.article import Article
+from tests.support.articles import sample_article
+from tests.support.paths import ES_URL
 from transforms.dead_letters import (
     Failure,
     dead_letter_line,
@@ -21,30 +20,14 @@ from transforms.sinks import bulk_index, index_for, to_action
 pytestmark = pytest.mark.integration
 
 
-def _article(n: int, published=datetime(2026, 3, 4, 12, tzinfo=timezone.utc)) -> Article:
-    return Article(
-        url=f"http://news.example/a/{n}.html?utm_source=x",
-        canonical_url=f"http://news.example/a/{n}.html",
-        source="news.example",
-        feed_url="http://news.example/feed.xml",
-        title=f"Story {n}",
-        body=f"Body of story {n}.",
-        body_normalized=f"body of story {n} .",
-        fetched_at=datetime(2026, 3, 5, tzinfo=timezone.utc),
-        published_at=published,
-        entities={"people": ["ada lovelace"]},
-        word_count=4,
-    )
-
-
 def test_index_names_follow_publish_month():
-    assert index_for(_article(1), "news") == "news-2026.03"
-    assert index_for(_article(1, published=None), "news") == "news-undated"
+    assert index_for(sample_article(1), "news") == "news-2026.03"
+    assert index_for(sample_article(1, published=None), "news") == "news-undated"
 
 
 def test_bulk_is_idempotent(es_client, es_settings):
     cfg = es_settings.elasticsearch
-    actions = [to_action(_article(n), cfg.index_prefix) for n in range(5)]
+    actions = [to_action(sample_article(n), cfg.index_prefix) for n in range(5)]
     client = make_client(cfg)
     assert bulk_index(client, actions, cfg) == (5, [])
     assert bulk_index(client, actions, cfg) == (5, [])  # same ids: overwritten, not added
@@ -61,8 +44,8 @@ def test_bulk_is_idempotent(es_client, es_settings):
 
 def test_rejected_document_is_dead_lettered_and_replayable(es_client, es_settings, tmp_path):
     cfg = es_settings.elasticsearch
-    good = to_action(_article(1), cfg.index_prefix)
-    bad = to_action(_article(2), cfg.index_prefix)
+    good = to_action(sample_article(1), cfg.index_prefix)
+    bad = to_action(sample_article(2), cfg.index_prefix)
     bad["_source"]["word_count"] = "not a number"
     indexed, failed = bulk_index(make_client(cfg), [good, bad], cfg)
     assert indexed == 1
@@ -102,7 +85,7 @@ def test_elasticsearch_down_is_retried_then_dead_lettered(es_settings):
     cfg = es_settings.elasticsearch.model_copy(
         update={"url": f"http://127.0.0.1:{port}", "max_retries": 1, "retry_seconds": 3}
     )
-    actions = [to_action(_article(n), cfg.index_prefix) for n in range(3)]
+    actions = [to_action(sample_article(n), cfg.index_prefix) for n in range(3)]
     indexed, failed = bulk_index(make_client(cfg, retries=0), actions, cfg)
     assert indexed == 0
     assert [reason for _, reason, _ in failed] == ["unavailable"] * 3
@@ -111,13 +94,13 @@ def test_elasticsearch_down_is_retried_then_dead_lettered(es_settings):
 def test_a_huge_body_is_bounded_flagged_and_indexed(es_client, es_settings):
     from transforms.normalize import normalize_article, normalize_text
 
-    huge = _article(99).replace(body="word " * 900_000)  # a 4.5 MB one-line "article"
+    huge = sample_article(99).replace(body="word " * 900_000)  # a 4.5 MB one-line "article"
     bounded = normalize_article(huge, 200_000)
     assert bounded.body_truncated and len(bounded.body) <= 200_000
     assert bounded.body.endswith("word") and normalize_text(bounded.body_normalized) == (
         bounded.body_normalized
     )
-    assert not normalize_article(_article(1), 200_000).body_truncated
+    assert not normalize_article(sample_article(1), 200_000).body_truncated
     action = to_action(bounded, es_settings.elasticsearch.index_prefix)
     settings = es_settings.elasticsearch
     indexed, failed = bulk_index(es_client, [action], settings)
@@ -131,7 +114,9 @@ def test_a_busy_node_is_retried_in_one_layer(es_client, es_settings):
     not either, so each try of the batch is one request, and the batch lands whole."""
     from tests.support.busy_node import BusyNode
 
-    actions = [to_action(_article(n), es_settings.elasticsearch.index_prefix) for n in range(4)]
+    actions = [
+        to_action(sample_article(n), es_settings.elasticsearch.index_prefix) for n in range(4)
+    ]
     with BusyNode(ES_URL, busy_bulks=2) as node:
         cfg = es_settings.elasticsearch.model_copy(update={"url": node.url, "max_retries": 5})
         client = make_client(cfg, retries=0)  # what the sink uses
@@ -149,7 +134,9 @@ def test_a_node_that_stays_busy_costs_bounded_time(es_settings):
 
     from tests.support.busy_node import BusyNode
 
-    actions = [to_action(_article(n), es_settings.elasticsearch.index_prefix) for n in range(2)]
+    actions = [
+        to_action(sample_article(n), es_settings.elasticsearch.index_prefix) for n in range(2)
+    ]
     with BusyNode(ES_URL, busy_bulks=10**6) as node:
         cfg = es_settings.elasticsearch.model_copy(update={"url": node.url, "retry_seconds": 4})
         started = time.monotonic()

@@ -3,18 +3,14 @@ the real streaming pipeline on Prism against the sample site."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import apache_beam as beam
 import pytest
-import yaml
 
-from pipeline.config import REPO_ROOT, FeedSpec
+from pipeline.config import FeedSpec
 from pipeline.elastic import install_stats_template
-from pipeline.services.sample_site import feed_urls
 from transforms.article import Article, FeedItem, Page
 from transforms.dead_letters import Failure
 from transforms.sinks import IndexedDoc, indexed_docs
@@ -153,46 +149,10 @@ def test_counts_per_window_land_in_the_stats_index_idempotently(
     assert len(_stats(es_client, stats_index)) in (len(docs), 2 * len(docs))
 
 
-def run_sample_stream(tmp_path, site, es_url: str, prefix: str, duration: int = 10) -> str:
-    """Run ``wirestream run`` on the sample site plus one missing feed; return its output."""
-    feeds = [*feed_urls(site), {"name": "gone", "url": site.url("gone/feed.xml")}]
-    profile = tmp_path / "profile.yaml"
-    profile.write_text(
-        yaml.safe_dump(
-            {
-                "feeds": [{**f, "interval": 5, "language": "en"} for f in feeds],
-                "elasticsearch": {
-                    "url": es_url,
-                    "index_prefix": prefix,
-                    "alias": prefix,
-                    "batch_size": 20,
-                    "max_wait_seconds": 1,
-                },
-                "fetch": {"allow_private_addresses": True, "timeout": 5, "retries": 0},
-                "stats": {"window_seconds": 5},
-                "dead_letter_dir": str(tmp_path / "dead-letter"),
-            }
-        )
-    )
-    command = ["run", "--config", str(profile), "--duration", str(duration)]
-    run = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *command],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    return run.stdout
-
-
 @pytest.mark.integration
 @pytest.mark.runner
-def test_stream_writes_health_counts_matching_the_articles(
-    es_client, es_settings, sample_site, tmp_path, stats_index
-):
-    alias = es_settings.elasticsearch.alias
-    run_sample_stream(tmp_path, sample_site, es_settings.elasticsearch.url, alias)
+def test_stream_writes_health_counts_matching_the_articles(es_client, sample_stream):
+    alias, stats_index = sample_stream.alias, sample_stream.stats_index
     es_client.indices.refresh(index=alias)
     articles = es_client.search(
         index=alias, size=0, aggs={"s": {"terms": {"field": "source"}}}, track_total_hits=True

@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from pipeline.services.sample_site import feed_urls
 from tests.support.cli import wirestream as _wirestream
+from tests.support.processes import alive, descendants
+from tests.support.sample_stream import UNIQUE_ARTICLES, stream_profile
 from transforms.normalize import normalize_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.runner]
 
-UNIQUE_ARTICLES = 11  # the sample site's distinct article URLs across its four feeds
 FIELDS = {
     "url",
     "canonical_url",
@@ -35,23 +35,6 @@ FIELDS = {
 }
 
 
-def _profile(tmp_path, site, settings, interval=5):
-    es = settings.elasticsearch
-    feeds = "\n".join(
-        f"  - {{name: {f['name']}, url: '{f['url']}', interval: {interval}, language: en}}"
-        for f in feed_urls(site)
-    )
-    path = tmp_path / "profile.yaml"
-    path.write_text(
-        f"feeds:\n{feeds}\n"
-        f"elasticsearch: {{url: '{es.url}', index_prefix: {es.index_prefix}, alias: {es.alias}, "
-        "batch_size: 20, max_wait_seconds: 1}\n"
-        "fetch: {allow_private_addresses: true, timeout: 5, retries: 0}\n"
-        f"dead_letter_dir: '{tmp_path / 'dead-letter'}'\n"
-    )
-    return path
-
-
 def _docs(es_client, alias):
     es_client.indices.refresh(index=alias)
     hits = es_client.search(index=alias, size=100, query={"match_all": {}})["hits"]["hits"]
@@ -59,7 +42,7 @@ def _docs(es_client, alias):
 
 
 def test_stream_indexes_sample_site_idempotently(es_client, es_settings, sample_site, tmp_path):
-    profile = _profile(tmp_path, sample_site, es_settings)
+    profile = stream_profile(tmp_path, sample_site, es_settings)
     alias = es_settings.elasticsearch.alias
     first = _wirestream("run", "--config", str(profile), "--duration", "12")
     out, _ = first.communicate(timeout=300)
@@ -98,33 +81,8 @@ def test_stream_indexes_sample_site_idempotently(es_client, es_settings, sample_
     assert sorted(d["_id"] for d in again) == sorted(d["_id"] for d in docs)
 
 
-def _descendants(root: int) -> set[int]:
-    """Return the pids of all live descendants of ``root`` (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-    found, frontier = set(), {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
-        found |= frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def test_ctrl_c_flushes_and_stops_cleanly(es_client, es_settings, sample_site, tmp_path):
-    profile = _profile(tmp_path, sample_site, es_settings, interval=3)
+    profile = stream_profile(tmp_path, sample_site, es_settings, interval=3)
     proc = _wirestream("run", "--config", str(profile))
     alias = es_settings.elasticsearch.alias
     deadline = time.monotonic() + 180
@@ -135,11 +93,11 @@ def test_ctrl_c_flushes_and_stops_cleanly(es_client, es_settings, sample_site, t
             es_client.indices.refresh(index=alias)
             count = es_client.count(index=alias)["count"]
     assert count > 0, "nothing indexed before the interrupt"
-    runner_pids = _descendants(proc.pid)
+    runner_pids = descendants(proc.pid)
     assert len(runner_pids) >= 2  # the pipeline's child process and Prism
     os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground process
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert "stopping" in out
     assert re.search(rf"{UNIQUE_ARTICLES} documents in '{alias}'", out), out
-    assert not [pid for pid in runner_pids if _alive(pid)], "runner processes left running"
+    assert not [pid for pid in runner_pids if alive(pid)], "runner processes left running"

@@ -1,0 +1,284 @@
+"""What a run shows while it runs and when it ends: progress bars, the job's counters
+(one reader, ``job_counters``), the backfill's summary and the index's contents.
+
+Assembly lives in ``stream.py`` and ``backfill.py``, starting and supervising a job in
+``launcher.py``, parsing and dispatching in ``cli.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from elasticsearch import NotFoundError
+
+from pipeline.config import Settings
+from pipeline.reconcile import check, format_sink, index_dead_letters, reconcile
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+log = logging.getLogger(__name__)
+
+
+def job_counters(result, committed: bool = False) -> dict[tuple[str, str], int]:
+    """Return the job's user counters by (namespace, name), read while it runs.
+
+    Portable runners (Prism, Flink) are asked through the job service, which reports
+    counters mid-run; others through ``result.metrics()``. The job service is reached
+    through the result's private ``_job_service``/``_job_id`` on purpose: Beam's public
+    ``PortableRunner`` result caches its first ``metrics()`` answer, so a progress bar
+    reading it mid-run would stand still (apache_beam/runners/portability/
+    portable_runner.py, ``PipelineResult.metrics``).
+    """
+    totals: Counter = Counter()
+    service = getattr(result, "_job_service", None)
+    if service is not None:
+        from apache_beam.metrics import monitoring_infos
+        from apache_beam.portability.api import beam_job_api_pb2
+
+        request = beam_job_api_pb2.GetJobMetricsRequest(job_id=result._job_id)
+        metrics = service.GetJobMetrics(request).metrics
+        for info in metrics.committed if committed else metrics.attempted:
+            if info.urn == monitoring_infos.USER_COUNTER_URN:
+                key = (info.labels["NAMESPACE"], info.labels["NAME"])
+                totals[key] += monitoring_infos.extract_counter_value(info)
+        return dict(totals)
+    for counter in result.metrics().query()["counters"]:
+        value = counter.committed if committed else counter.attempted
+        totals[(counter.key.metric.namespace, counter.key.metric.name)] += value or 0
+    return dict(totals)
+
+
+def summarize(counters: dict[tuple[str, str], int]) -> dict:
+    """Return the run's summary: read, extracted, indexed, duplicates, skipped and failed
+    by reason, ``done`` (inputs that reached one of those ends), and the sink's
+    reconciliation: documents that entered it against those Elasticsearch acknowledged,
+    found superseded and those written as dead letters (``gap`` is what is left)."""
+
+    def by_reason(namespace: str) -> dict[str, int]:
+        return dict(sorted((n, v) for (ns, n), v in counters.items() if ns == namespace and v))
+
+    def count(name: str, namespace: str = "wirestream") -> int:
+        return counters.get((namespace, name), 0)
+
+    superseded = count("index_superseded")
+    summary: dict[str, Any] = {name: count(name) for name in ("read", "extracted", "indexed")}
+    summary["duplicates"] = count("duplicates") + superseded
+    summary["skipped"] = by_reason("wirestream.skipped")
+    summary["failed"] = by_reason("wirestream.failed")
+    summary["done"] = (
+        summary["indexed"]
+        + summary["duplicates"]
+        + sum(summary["skipped"].values())
+        + sum(summary["failed"].values())
+    )
+    summary["sink"] = reconcile(
+        count("to_index"),
+        summary["indexed"],
+        superseded,
+        index_dead_letters(summary["failed"]),
+        count("sink_waited_ms"),
+    )
+    return summary
+
+
+def format_summary(summary: dict, seconds: float) -> str:
+    """Return the summary as the lines printed at the end of a backfill."""
+    rate = summary["indexed"] / seconds if seconds > 0 else 0.0
+    lines = [
+        f"backfill finished in {seconds:.1f}s ({rate:.1f} documents/s indexed)",
+        f"  read {summary['read']}, extracted {summary['extracted']}, "
+        f"indexed {summary['indexed']}, skipped as duplicate {summary['duplicates']}",
+    ]
+    for label, key in (("skipped", "skipped"), ("failed", "failed")):
+        reasons = summary[key]
+        if reasons:
+            detail = ", ".join(f"{reason} {count}" for reason, count in reasons.items())
+            lines.append(f"  {label} {sum(reasons.values())}: {detail}")
+    lines.append("  " + format_sink(summary["sink"]))
+    return "\n".join(lines)
+
+
+class BackfillProgress:
+    """A progress bar over the job's inputs: the total is counted beside the job, the
+    done count is read from the job's counters (so it shows what really finished)."""
+
+    def __init__(self, totals: Callable[[], Iterable[int]], result, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.result = result
+        self.bar = tqdm(desc="backfill (counting inputs)", unit="doc", disable=not enabled)
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._count, args=(totals,), daemon=True),
+            threading.Thread(target=self._poll, daemon=True),
+        ]
+        if enabled:
+            for thread in self.threads:
+                thread.start()
+
+    def _count(self, totals: Callable[[], Iterable[int]]) -> None:
+        total = 0
+        for count in totals():
+            total += count
+            with self.lock:
+                self.bar.total = total
+                self.bar.refresh()
+            if self.stopped.is_set():
+                return
+        with self.lock:
+            self.bar.set_description("backfill")
+
+    def _poll(self) -> None:
+        while not self.stopped.wait(1.0):
+            try:
+                done = summarize(job_counters(self.result))["done"]
+            except Exception:  # the job service may not answer yet, or any more
+                continue
+            with self.lock:
+                self.bar.update(max(done - self.bar.n, 0))
+
+    def close(self, done: int | None = None) -> None:
+        self.stopped.set()
+        with self.lock:
+            if done is not None:
+                self.bar.update(max(done - self.bar.n, 0))
+            self.bar.close()
+
+
+class ReportingResult:
+    """A job result whose ``wait_until_finish`` also ends the progress bar and prints
+    (and optionally writes as JSON) the run's summary, reconciliation included."""
+
+    reconciled = True  # the launcher need not check the sink again
+
+    def __init__(self, result, progress: BackfillProgress, summary_path: str | None) -> None:
+        import time
+
+        self.result = result
+        self.progress = progress
+        self.summary_path = summary_path
+        self.started = time.monotonic()
+
+    def wait_until_finish(self, duration=None):
+        try:
+            state = self.result.wait_until_finish(duration)
+        except BaseException:
+            self.progress.close()
+            raise
+        seconds = time.monotonic() - self.started
+        counters = job_counters(self.result, committed=True) or job_counters(self.result)
+        summary = summarize(counters)
+        self.progress.close(summary["done"])
+        print(format_summary(summary, seconds), flush=True)
+        if self.summary_path:
+            Path(self.summary_path).write_text(json.dumps({**summary, "seconds": seconds}))
+        check(summary["sink"], "re-run the backfill (it resumes)")
+        return state
+
+    def cancel(self):
+        self.progress.close()
+        return self.result.cancel()
+
+    def __getattr__(self, name: str):
+        return getattr(self.result, name)
+
+
+def report_counters(result) -> dict[str, int]:
+    """Print the job's ``wirestream`` counters on one line and return them by name
+    (``failed.fetch:http_404`` for ``wirestream.failed`` / ``fetch:http_404``)."""
+    totals: dict[str, int] = {}
+    try:
+        counters = job_counters(result, committed=True) or job_counters(result)
+    except Exception as exc:  # a runner without metrics must not fail the run
+        log.info("no metrics from the runner: %s", exc)
+        return totals
+    for (namespace, name), value in counters.items():
+        if not namespace.startswith("wirestream"):
+            continue
+        key = name if namespace == "wirestream" else f"{namespace[11:]}.{name}"
+        totals[key] = totals.get(key, 0) + value
+    if totals:
+        print(
+            "pipeline counters: " + ", ".join(f"{k}={v}" for k, v in sorted(totals.items())),
+            flush=True,
+        )
+    return totals
+
+
+class StreamProgress:
+    """A progress bar for a streaming run: seconds elapsed (of the duration, if any) and
+    documents in the index, read from Elasticsearch every few seconds. Shown only on a
+    terminal."""
+
+    def __init__(self, settings: Settings, duration: float | None, every: float = 3.0) -> None:
+        from tqdm import tqdm
+
+        self.settings, self.every = settings, every
+        self.bar = tqdm(
+            total=int(duration) if duration else None,
+            desc="streaming",
+            unit="s",
+            bar_format="{desc}: {n_fmt}/{total_fmt}s |{bar}|" if duration else "{desc}: {n_fmt}s",
+            disable=None,  # off when stdout is not a terminal (logs, CI)
+        )
+        self.started = self.last = time.monotonic()
+        self.client: Elasticsearch | None = None
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        elapsed = int(now - self.started)
+        target = min(elapsed, self.bar.total) if self.bar.total else elapsed
+        self.bar.update(target - self.bar.n)
+        if self.bar.disable or now - self.last < self.every:
+            return
+        self.last = now
+        try:
+            if self.client is None:
+                from transforms.es_client import make_client
+
+                self.client = make_client(self.settings.elasticsearch)
+            count = self.client.count(index=self.settings.elasticsearch.alias)["count"]
+            self.bar.set_description_str(f"streaming, {count} documents in the index")
+        except NotFoundError:  # the alias appears with the first document
+            self.bar.set_description_str("streaming, no documents yet")
+        except Exception:  # the bar is informative only; the run reports errors itself
+            self.bar.set_description_str("streaming, Elasticsearch not reachable")
+
+    def __enter__(self) -> StreamProgress:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.bar.close()
+        if self.client is not None:
+            self.client.close()
+
+
+def print_summary(settings: Settings) -> None:
+    """Print what landed in Elasticsearch: counts, latest titles, top entities."""
+    from pipeline.elastic import summarize
+    from transforms.es_client import make_client
+
+    client = make_client(settings.elasticsearch)
+    summary = summarize(client, settings.elasticsearch.alias)
+    client.close()
+    print(f"\n{summary['total']} documents in '{settings.elasticsearch.alias}'")
+    for label, key in (("per publisher", "publishers"), ("per source", "sources")):
+        rows = summary.get(key) or []
+        if rows:
+            print(f"  {label}: " + ", ".join(f"{name} {count}" for name, count in rows))
+    print("  latest titles:")
+    for hit in summary["titles"]:
+        print(f"    [{(hit.get('published_at') or '')[:10]}] {hit.get('title')}")
+    for key in ("people", "organizations", "places"):
+        rows = summary.get(key) or []
+        if rows:
+            print(f"  top {key}: " + ", ".join(f"{name} ({count})" for name, count in rows))
