@@ -225,7 +225,7 @@ def test_panel_returns_buckets_on_pipeline_data(live_results, label):
 
 
 @pytest.mark.integration
-def test_missing_geo_field_is_pending_but_other_fields_fail(es_client):
+def test_a_panel_on_an_unmapped_field_fails_and_others_pass(es_client):
     from pipeline.kibana.check import check_panel
 
     index = f"test-{uuid.uuid4().hex[:8]}-nogeo"
@@ -233,8 +233,8 @@ def test_missing_geo_field_is_pending_but_other_fields_fail(es_client):
     try:
         es_client.index(index=index, document={"source": "a.example"}, refresh=True)
         (places, countries) = DASHBOARDS["places"].panels
-        pending = check_panel(es_client, places, index, "map")
-        assert pending.status == "pending" and "'locations' is not mapped" in pending.detail
+        unmapped = check_panel(es_client, places, index, "map")
+        assert unmapped.status == "fail" and "'locations' is not mapped" in unmapped.detail
         assert check_panel(es_client, countries, index, "countries").status == "fail"
         top_sources = DASHBOARDS["news-overview"].panels[1]
         assert check_panel(es_client, top_sources, index, "sources").status == "ok"

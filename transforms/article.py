@@ -26,7 +26,6 @@ class FeedItem:
     feed_url: str
     title: str = ""
     published_at: datetime | None = None
-    summary: str = ""
     language: str | None = None
     tags: list[str] = field(default_factory=list)
     publisher: str = ""

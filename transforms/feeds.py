@@ -47,9 +47,7 @@ class ParsedFeed:
     items: list[FeedItem]
     degraded: bool = False
     problem: str = ""
-    title: str = ""
     validators: dict[str, str] = field(default_factory=dict)
-    raw: feedparser.FeedParserDict | None = field(default=None, repr=False)  # for debugging
 
 
 def _entry_time(entry: feedparser.FeedParserDict) -> datetime | None:
@@ -60,6 +58,19 @@ def _entry_time(entry: feedparser.FeedParserDict) -> datetime | None:
     return None
 
 
+def read_feed(
+    content: bytes, base: str, headers: dict[str, str] | None = None
+) -> feedparser.FeedParserDict:
+    """Return feedparser's reading of ``content`` fetched from ``base`` with ``headers``
+    (their charset and content type decide how the bytes are decoded)."""
+    # feedparser resolves relative links against Content-Location, but only an
+    # absolute one; make it absolute against the address we fetched.
+    headers = {k.lower(): v for k, v in (headers or {}).items()}
+    if headers:  # fetched over HTTP (with no headers at all feedparser sniffs the type)
+        headers["content-location"] = urljoin(base, headers.get("content-location", ""))
+    return feedparser.parse(content, response_headers=headers)
+
+
 def parse_feed(
     content: bytes,
     feed: FeedSpec,
@@ -68,12 +79,7 @@ def parse_feed(
 ) -> ParsedFeed:
     """Return the items of an RSS/Atom document; malformed feeds keep what parsed."""
     base = base_url or feed.url
-    # feedparser resolves relative links against Content-Location, but only an
-    # absolute one; make it absolute against the address we fetched.
-    headers = {k.lower(): v for k, v in (headers or {}).items()}
-    if headers:  # fetched over HTTP (with no headers at all feedparser sniffs the type)
-        headers["content-location"] = urljoin(base, headers.get("content-location", ""))
-    parsed = feedparser.parse(content, response_headers=headers)
+    parsed = read_feed(content, base, headers)
     items = []
     for entry in parsed.entries:
         link = entry.get("link") or entry.get("id") or ""
@@ -88,7 +94,6 @@ def parse_feed(
                 feed_url=feed.url,
                 title=(entry.get("title") or "").strip(),
                 published_at=_entry_time(entry),
-                summary=(entry.get("summary") or "")[:2000],
                 language=feed.language or parsed.feed.get("language"),
                 tags=list(feed.tags),
                 publisher=feed.name,
@@ -102,8 +107,6 @@ def parse_feed(
         items=items,
         degraded=bool(parsed.get("bozo")),
         problem=problem,
-        title=parsed.feed.get("title", ""),
-        raw=parsed,
     )
 
 

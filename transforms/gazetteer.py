@@ -13,7 +13,6 @@ CLI: ``python -m transforms.gazetteer [--min-population N] [--out PATH]``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -242,19 +241,3 @@ def load_gazetteer(
                 write_gazetteer(target, min_population)
             _LOADED[target] = Gazetteer.load(target)
         return _LOADED[target]
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Build the gazetteer file (run once at install time, or let the first use build it)."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument(
-        "--min-population", type=int, choices=[500, 1000, 5000, 15000], default=5000
-    )
-    parser.add_argument("--out", type=Path, help="file to write (default: the wirestream cache)")
-    args = parser.parse_args(argv)
-    path = write_gazetteer(args.out or default_path(args.min_population), args.min_population)
-    print(path)
-
-
-if __name__ == "__main__":
-    main()

@@ -10,7 +10,6 @@ match at one position costs a bounded number of steps.
 from __future__ import annotations
 
 import re
-import sys
 import unicodedata
 
 import apache_beam as beam
@@ -314,7 +313,3 @@ class NormalizeArticles(beam.PTransform):
 
     def expand(self, articles):
         return articles | beam.Map(normalize_article, self.max_body_chars)
-
-
-if __name__ == "__main__":  # pragma: no cover - a convenience for quick checks
-    sys.stdout.write(normalize_text(sys.stdin.read()) + "\n")

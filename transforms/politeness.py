@@ -86,10 +86,9 @@ class HostGate:
         return self._delays.get(host, self.min_delay)
 
     @contextmanager
-    def slot(self, url: str) -> Iterator[float]:
-        """Hold a request slot for ``url``'s host; yields the seconds spent waiting."""
+    def slot(self, url: str) -> Iterator[None]:
+        """Hold a request slot for ``url``'s host (waiting for one first)."""
         host = host_key(url)
-        started = time.monotonic()
         with self._cond:
             while True:
                 now = time.monotonic()
@@ -100,7 +99,7 @@ class HostGate:
             self._in_flight[host] = self._in_flight.get(host, 0) + 1
             self._next_start[host] = now + self.delay_for(host)
         try:
-            yield time.monotonic() - started
+            yield
         finally:
             with self._cond:
                 self._in_flight[host] -= 1

@@ -24,14 +24,12 @@ from pipeline.kibana.objects import (
     build_objects,
 )
 
-# Filled in by the entity-geocoding work; until it lands the map has nothing to show.
-GEO_PENDING = {"locations": "geo_point written by the entity-geocoding stage"}
 JSON_ATTRIBUTES = ("panelsJSON", "optionsJSON", "layerListJSON", "mapStateJSON", "uiStateJSON")
 
 
 @dataclass
 class Result:
-    """The outcome for one object or panel: ok, empty (allowed), pending, or fail."""
+    """The outcome for one object or panel: ok, empty (allowed), or fail."""
 
     name: str
     status: str
@@ -184,21 +182,13 @@ def check_panel(client: Elasticsearch, panel: Panel, index: str, label: str) -> 
     """Return whether ``panel``'s fields exist and its aggregation returns buckets."""
     caps = client.field_caps(index=index, fields=panel.fields)["fields"]
     problems = _field_problems(caps, panel.fields, aggregatable=True)
-    pending = [f for f in panel.fields if f in GEO_PENDING]
     if problems:
-        if pending and all(p.split("'")[1] in GEO_PENDING for p in problems):
-            detail = f"{'; '.join(problems)} in {index!r} yet ({GEO_PENDING[pending[0]]})"
-            return Result(label, "pending", detail)
         return Result(label, "fail", "; ".join(problems))
     result = client.search(index=index, **panel_query(panel))
     top, leaves = count_buckets(result.get("aggregations", {}))
     detail = f"{top} buckets" + (f", {leaves} leaf buckets" if leaves != top else "")
     if top:
         return Result(label, "ok", detail, top)
-    if pending:
-        return Result(
-            label, "pending", f"no document has {pending[0]!r} yet ({GEO_PENDING[pending[0]]})"
-        )
     if panel.allow_empty:
         return Result(label, "empty", f"no buckets: {panel.allow_empty}")
     return Result(label, "fail", f"no buckets in {index!r}")

@@ -70,7 +70,6 @@ def parse_saved_feed(file: FileInput):
             feed_url=feed_url,
             title=(entry.get("title") or "").strip(),
             published_at=_entry_time(entry),
-            summary=(entry.get("summary") or "")[:2000],
             language=feed.get("language"),
             tags=[t.get("term") for t in entry.get("tags", []) if t.get("term")],
             publisher=feed.get("title", ""),
