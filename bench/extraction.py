@@ -1,12 +1,21 @@
-"""Article-body extraction quality: ours vs newspaper3k, newspaper4k and trafilatura.
+"""Article extraction quality and cost: ours against every open extractor, on three sets.
 
 Scores every extractor on the same decoded pages in one run:
 
-* ``../shared/bench/article-extraction`` (88 pages, human-checked bodies): precision,
-  recall and F1 over 4-token shingles of ``\\w+`` tokens, as that benchmark defines
-  them (per-page P and R averaged, F1 from the averages), plus pages/second;
-* ``../shared/fixtures/articles/trafilatura-en-news`` (42 pages): the share of
-  "must contain" snippets found and of "must not contain" snippets kept out.
+* ``aeb``: ``../shared/bench/article-extraction`` (88 pages, human-checked bodies): body
+  precision, recall and F1 over 4-token shingles of ``\\w+`` tokens, as that benchmark
+  defines them (per-page P and R averaged, F1 from the averages);
+* ``fundus``: ``../shared/bench/fundus-dev`` (41 pages of 28 publishers, exact body,
+  title, authors and date): body P/R/F1 as above; title equal after lowercasing and
+  collapsing non-word runs; authors the same, as sets; date the same UTC day;
+* ``snippets``: ``../shared/fixtures/articles/trafilatura-en-news`` (42 pages): the share
+  of "must contain" snippets found and of "must not contain" snippets kept out, plus
+  title, authors (the truth string split at commas and "and") and date where given;
+* cost: milliseconds of CPU per page over all 171 pages (median and p95, one process).
+
+Then, for each choice the extraction makes (trafilatura's mode, the title source), the
+option chosen on one set is reported on the other, so no figure is tuned on the pages it
+is reported on.
 
     python bench/extraction.py [--newspaper3k PATH] [--json results.json]
 
@@ -14,6 +23,7 @@ newspaper3k and newspaper4k are both the ``newspaper`` package, so newspaper3k r
 a child process with its own install first on ``PYTHONPATH``:
 ``pip install --no-deps --target PATH newspaper3k==0.2.8 jieba3k tinysegmenter
 feedfinder2 cssselect`` (default PATH: ``$WIRESTREAM_CACHE/newspaper3k``).
+readability-lxml is in the ``bench`` extra (``pip install -e .[bench]``).
 """
 
 from __future__ import annotations
@@ -83,60 +93,132 @@ def snippet_scores(texts: dict[str, str], cases: dict[str, dict]) -> dict[str, f
 
 
 # ----------------------------------------------------------------------------- pages
+FUNDUS = SHARED / "bench" / "fundus-dev"
+
+
 def load_pages() -> tuple[list[dict], dict[str, dict]]:
-    """Return the scored pages (id, url, html, truth) and the snippet cases by page id."""
+    """Return the pages (set, id, url, html and whatever truth the set has) and the
+    snippet cases by page id."""
+    import gzip
+
     from pipeline.pages import read_page
     from transforms.fetch import decode_html
 
     truth = json.loads((BENCH / "ground-truth.json").read_text(encoding="utf-8"))
     pages = [
         {
+            "set": "aeb",
             "id": pid,
             "url": rec["url"],
-            "truth": rec["articleBody"],
+            "body": rec["articleBody"],
             "html": decode_html(read_page(str(BENCH / "html" / f"{pid}.html.gz"))),
         }
         for pid, rec in truth.items()
     ]
+    for line in (FUNDUS / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        pages.append(
+            {
+                "set": "fundus",
+                "id": "fundus/" + row["file"],
+                "url": row["url"],
+                "body": row["body"],
+                "title": row["title"],
+                "authors": row["authors"],
+                "date": row["publishing_date"],
+                "html": decode_html(gzip.decompress((FUNDUS / row["file"]).read_bytes())),
+            }
+        )
     evaldata = json.loads((SNIPPETS / "evaldata-en-news.json").read_text(encoding="utf-8"))
     cases = {}
     for url, case in evaldata.items():
         pid = "snippets/" + case["file"]
-        html = decode_html((SNIPPETS / "html" / case["file"]).read_bytes())
-        pages.append({"id": pid, "url": url, "truth": None, "html": html})
+        page = {"set": "snippets", "id": pid, "url": url, "body": None}
+        page["html"] = decode_html((SNIPPETS / "html" / case["file"]).read_bytes())
+        if "title" in case:
+            page["title"] = case["title"]
+            page["authors"] = [a for a in re.split(r",\s*|\s+and\s+", case["author"]) if a]
+            page["date"] = case["date"]
+        pages.append(page)
         cases[pid] = case
     return pages, cases
 
 
 # ----------------------------------------------------------------------------- extractors
-def ours(html: str, url: str) -> str:
-    from transforms.extract import ExtractError, extract_article
+def _record(body="", title="", authors=None, date=None) -> dict:
+    return {
+        "body": body or "",
+        "title": title or "",
+        "authors": list(authors or []),
+        "date": date.isoformat() if hasattr(date, "isoformat") else (date or None),
+    }
 
-    try:
-        return extract_article(html, url, min_chars=0).body
-    except ExtractError:
-        return ""
+
+def ours(backend: str = "trafilatura") -> Extractor:
+    def extract(html: str, url: str) -> dict:
+        from transforms.extract import ExtractError, extract_article
+
+        try:
+            a = extract_article(html, url, min_chars=0, backend=backend)  # type: ignore[arg-type]
+        except ExtractError:
+            return _record()
+        return _record(a.body, a.title, a.authors, a.published_at)
+
+    return extract
 
 
-def newspaper4k(html: str, url: str) -> str:
+def newspaper4k(html: str, url: str) -> dict:
     from transforms.extract import with_newspaper
 
-    return with_newspaper(html, url).text
+    e = with_newspaper(html, url)
+    return _record(e.text, e.title, e.authors, e.published_at)
 
 
-def trafilatura_precision(html: str, url: str) -> str:
-    from transforms.extract import with_trafilatura
+def trafilatura_mode(**options) -> Extractor:
+    def extract(html: str, url: str) -> dict:
+        import trafilatura
 
-    return with_trafilatura(html, url).text
+        try:
+            doc = trafilatura.bare_extraction(
+                html, url=url, include_comments=False, with_metadata=True, **options
+            )
+        except Exception:
+            doc = None
+        if doc is None:
+            return _record()
+        authors = [a.strip() for a in (doc.author or "").split(";") if a.strip()]
+        return _record(doc.text, doc.title, authors, doc.date)
+
+    return extract
 
 
-def trafilatura_default(html: str, url: str) -> str:
-    import trafilatura
+def readability(html: str, url: str) -> dict:
+    from lxml import html as lxml_html
+    from readability import Document
 
-    return trafilatura.extract(html, url=url, include_comments=False) or ""
+    try:
+        doc = Document(html, url=url)
+        summary = doc.summary(html_partial=True)
+        tree = lxml_html.fromstring(summary)
+        paragraphs = [
+            " ".join(el.text_content().split()) for el in tree.iter("p", "li", "h2", "h3")
+        ]
+        text = "\n".join(p for p in paragraphs if p) or " ".join(tree.text_content().split())
+        return _record(text, doc.short_title())
+    except Exception:
+        return _record()
 
 
-def newspaper3k(html: str, url: str) -> str:
+def resiliparse(html: str, url: str) -> dict:
+    from resiliparse.extract.html2text import extract_plain_text
+    from resiliparse.parse.html import HTMLTree
+
+    tree = HTMLTree.parse(html)
+    text = extract_plain_text(tree, main_content=True, alt_texts=False, links=False)
+    return _record(text, tree.title)
+
+
+def newspaper3k(html: str, url: str) -> dict:
     """newspaper3k 0.2.8 as its README shows it, images off (only in the child process)."""
     from newspaper import Article, Config
 
@@ -148,21 +230,21 @@ def newspaper3k(html: str, url: str) -> str:
         article.download(input_html=html)
         article.parse()
     except Exception:
-        return ""
-    return article.text or ""
+        return _record()
+    return _record(article.text, article.title, article.authors, article.publish_date)
 
 
-def run_extractor(extract: Extractor, pages: list[dict]) -> tuple[dict[str, str], list[float]]:
-    """Return each page's body and the seconds each page took."""
-    texts, seconds = {}, []
+def run_extractor(extract: Extractor, pages: list[dict]) -> tuple[dict[str, dict], list[float]]:
+    """Return each page's record and the CPU seconds each page took."""
+    records, seconds = {}, []
     for page in pages:
-        started = time.perf_counter()
-        texts[page["id"]] = extract(page["html"], page["url"])
-        seconds.append(time.perf_counter() - started)
-    return texts, seconds
+        started = time.process_time()
+        records[page["id"]] = extract(page["html"], page["url"])
+        seconds.append(time.process_time() - started)
+    return records, seconds
 
 
-def run_newspaper3k(path: Path, pages: list[dict]) -> tuple[dict[str, str], list[float]] | str:
+def run_newspaper3k(path: Path, pages: list[dict]) -> tuple[dict[str, dict], list[float]] | str:
     """Run newspaper3k in a child process from ``path``; return its results or why not."""
     if not (path / "newspaper" / "__init__.py").is_file():
         return f"not installed at {path}"
@@ -178,7 +260,7 @@ def run_newspaper3k(path: Path, pages: list[dict]) -> tuple[dict[str, str], list
     if proc.returncode != 0:
         return f"failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode}"
     result = json.loads(proc.stdout)
-    return result["texts"], result["seconds"]
+    return result["records"], result["seconds"]
 
 
 def child_newspaper3k() -> int:
@@ -188,39 +270,190 @@ def child_newspaper3k() -> int:
         raise SystemExit(
             f"expected newspaper3k 0.2.x first on the path, got {newspaper.__version__}"
         )
-    texts, seconds = run_extractor(newspaper3k, json.load(sys.stdin))
-    json.dump({"texts": texts, "seconds": seconds}, sys.stdout)
+    records, seconds = run_extractor(newspaper3k, json.load(sys.stdin))
+    json.dump({"records": records, "seconds": seconds}, sys.stdout)
     return 0
 
 
+# ----------------------------------------------------------------------------- scoring fields
+def fold_text(text: str) -> str:
+    """Lowercase, every run of non-word characters one space (fundus-dev's convention)."""
+    return re.sub(r"\W+", " ", (text or "").lower()).strip()
+
+
+def same_title(got: str, want: str) -> bool:
+    return fold_text(got) == fold_text(want)
+
+
+def same_authors(got: list[str], want: list[str]) -> bool:
+    return {fold_text(a) for a in got if fold_text(a)} == {
+        fold_text(a) for a in want if fold_text(a)
+    }
+
+
+def same_day(got: str | None, want: str | None) -> bool:
+    from transforms.page_meta import parse_date
+
+    g, w = parse_date(got), parse_date(want)
+    return (g is None and w is None) or (g is not None and w is not None and g.date() == w.date())
+
+
+def field_scores(records: dict[str, dict], pages: list[dict]) -> dict[str, float]:
+    """Return the share of pages whose title, authors and date are right."""
+    scored = [p for p in pages if "title" in p]
+    if not scored:
+        return {}
+    n = len(scored)
+    return {
+        "title": sum(same_title(records[p["id"]]["title"], p["title"]) for p in scored) / n,
+        "authors": sum(same_authors(records[p["id"]]["authors"], p["authors"]) for p in scored) / n,
+        "date": sum(same_day(records[p["id"]]["date"], p["date"]) for p in scored) / n,
+    }
+
+
 # ----------------------------------------------------------------------------- report
-def score(name: str, texts: dict[str, str], seconds: list[float], pages, cases) -> dict:
-    """Return one extractor's row: benchmark P/R/F1, snippet scores, speed."""
-    bench = [p for p in pages if p["truth"] is not None]
-    row = {"extractor": name}
-    row |= summarize([page_scores(texts[p["id"]], p["truth"]) for p in bench])
+def score(name: str, records: dict[str, dict], seconds: list[float], pages, cases) -> dict:
+    """Return one extractor's row: per set body P/R/F1 and fields, snippets, cost."""
+    row: dict = {"extractor": name}
+    for kind in ("aeb", "fundus", "snippets"):
+        subset = [p for p in pages if p["set"] == kind]
+        if kind != "snippets":
+            body = summarize([page_scores(records[p["id"]]["body"], p["body"]) for p in subset])
+            row |= {f"{kind}_{k}": v for k, v in body.items()}
+        row |= {f"{kind}_{k}": v for k, v in field_scores(records, subset).items()}
+    texts = {pid: r["body"] for pid, r in records.items()}
     row |= {f"snippets_{k}": v for k, v in snippet_scores(texts, cases).items()}
-    row["pages_per_second"] = len(seconds) / sum(seconds)
-    row["ms_median"] = 1000 * statistics.median(seconds)
+    ms = sorted(1000 * s for s in seconds)
+    row["ms_median"] = statistics.median(ms)
+    row["ms_p95"] = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
     return row
 
 
+def _cell(row: dict, key: str, digits: int = 3) -> str:
+    value = row.get(key)
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
 def table(rows: list[dict], skipped: dict[str, str]) -> str:
-    """Return the results as a Markdown table."""
+    """Return the results as one Markdown table."""
+    columns = [
+        ("AEB F1", "aeb_f1"), ("AEB P", "aeb_precision"), ("AEB R", "aeb_recall"),
+        ("fundus F1", "fundus_f1"), ("fundus title", "fundus_title"),
+        ("fundus authors", "fundus_authors"), ("fundus date", "fundus_date"),
+        ("snippets found", "snippets_with"), ("boilerplate out", "snippets_without"),
+        ("snippets title", "snippets_title"), ("snippets authors", "snippets_authors"),
+        ("snippets date", "snippets_date"),
+    ]  # fmt: skip
     lines = [
-        "| extractor | F1 | P | R | snippets found | boilerplate kept out | pages fully right "
-        "| pages/s | ms/page (median) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| extractor | " + " | ".join(c for c, _ in columns) + " | ms median | ms p95 |",
+        "|---|" + "---|" * (len(columns) + 2),
     ]
     for r in rows:
+        cells = " | ".join(_cell(r, key) for _, key in columns)
         lines.append(
-            f"| {r['extractor']} | {r['f1']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} "
-            f"| {r['snippets_with']:.3f} | {r['snippets_without']:.3f} "
-            f"| {r['snippets_pages_all_right']:.3f} | {r['pages_per_second']:.1f} "
-            f"| {r['ms_median']:.0f} |"
+            f"| {r['extractor']} | {cells} | {_cell(r, 'ms_median', 0)} | {_cell(r, 'ms_p95', 0)} |"
         )
-    lines += [f"| {name} | not run: {why} | | | | | | | |" for name, why in skipped.items()]
+    lines += [f"| {name} | not run: {why} |" for name, why in skipped.items()]
     return "\n".join(lines)
+
+
+def carry_over(rows: dict[str, dict], options: list[str], metric: str) -> list[str]:
+    """Return lines: the option best on each set by ``metric``, and its figure on the other."""
+    lines = []
+    for tuned, other in (("aeb", "fundus"), ("fundus", "aeb")):
+        best = max(options, key=lambda name: rows[name][f"{tuned}_{metric}"])
+        lines.append(
+            f"chosen on {tuned}: {best} ({tuned} {rows[best][f'{tuned}_{metric}']:.3f}); "
+            f"on {other}: {rows[best][f'{other}_{metric}']:.3f} (best there "
+            f"{max(rows[n][f'{other}_{metric}'] for n in options):.3f})"
+        )
+    return lines
+
+
+def second_opinion(records: dict[str, dict[str, dict]], pages: list[dict]) -> list[str]:
+    """Return lines: body F1 of the ``auto`` rule per ratio on both sets, the ratio chosen
+    on one set reported on the other (from the rows of its three extractors)."""
+    from transforms.extract import SECOND_OPINION_RATIO, word_count
+
+    main, check, second = (
+        records["trafilatura favor_precision"],
+        records["resiliparse main content"],
+        records["newspaper4k"],
+    )
+
+    def f1(ratio: float, kind: str) -> float:
+        scores = []
+        for p in (p for p in pages if p["set"] == kind):
+            body = main[p["id"]]["body"]
+            if word_count(body) < ratio * word_count(check[p["id"]]["body"]):
+                body = second[p["id"]]["body"] or body
+            scores.append(page_scores(body, p["body"]))
+        return summarize(scores)["f1"]
+
+    ratios = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    table = {r: {kind: f1(r, kind) for kind in ("aeb", "fundus")} for r in ratios}
+    lines = [
+        "  "
+        + ", ".join(f"{r}: aeb {v['aeb']:.3f} fundus {v['fundus']:.3f}" for r, v in table.items())
+    ]
+    for tuned, other in (("aeb", "fundus"), ("fundus", "aeb")):
+        best = max(ratios, key=lambda r: (table[r][tuned], -abs(r - SECOND_OPINION_RATIO)))
+        lines.append(
+            f"  ratio chosen on {tuned}: {best} ({tuned} {table[best][tuned]:.3f}); "
+            f"on {other}: {table[best][other]:.3f}"
+        )
+    lines.append(f"  ratio in use: {SECOND_OPINION_RATIO}")
+    return lines
+
+
+def title_sources(pages: list[dict]) -> list[str]:
+    """Return lines: title accuracy of each source alone and of each order of sources,
+    the order chosen on one set reported on the other."""
+    import itertools
+
+    from transforms.bylines import clean_title
+    from transforms.extract import TITLE_SOURCES, parse_page, with_trafilatura
+    from transforms.page_meta import read_page_meta
+    from transforms.urls import source_domain
+
+    rows = []  # (set, truth, {source: cleaned title})
+    for page in pages:
+        if "title" not in page:
+            continue
+        meta = read_page_meta(parse_page(page["html"]))
+        domain = source_domain(page["url"])
+        found = {
+            "headline": meta.headline,
+            "meta_title": meta.meta_title,
+            "extractor": with_trafilatura(page["html"], page["url"]).title,
+            "html_title": meta.html_title,
+        }
+        cleaned = {
+            k: clean_title(v, meta.site_names, domain) if v else "" for k, v in found.items()
+        }
+        rows.append((page["set"], page["title"], cleaned))
+    kinds = sorted({kind for kind, _, _ in rows})
+
+    def accuracy(order: tuple[str, ...], kind: str) -> float:
+        subset = [(want, got) for k, want, got in rows if k == kind]
+        right = sum(same_title(next((g[s] for s in order if g[s]), ""), w) for w, g in subset)
+        return right / len(subset)
+
+    lines = []
+    for source in TITLE_SOURCES:
+        cells = ", ".join(f"{kind} {accuracy((source,), kind):.3f}" for kind in kinds)
+        lines.append(f"  {source} alone: {cells}")
+    orders = list(itertools.permutations(TITLE_SOURCES))
+    for tuned in kinds:
+        other = next(k for k in kinds if k != tuned)
+        best = max(orders, key=lambda o: (accuracy(o, tuned), o == TITLE_SOURCES))
+        lines.append(
+            f"  order chosen on {tuned}: {' > '.join(best)} ({tuned} {accuracy(best, tuned):.3f}); "
+            f"on {other}: {accuracy(best, other):.3f}"
+        )
+    current = ", ".join(f"{kind} {accuracy(TITLE_SOURCES, kind):.3f}" for kind in kinds)
+    lines.append(f"  the order in use ({' > '.join(TITLE_SOURCES)}): {current}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,25 +470,44 @@ def main(argv: list[str] | None = None) -> int:
     from transforms.paths import cache_dir
 
     pages, cases = load_pages()
-    print(
-        f"{sum(p['truth'] is not None for p in pages)} benchmark pages, {len(cases)} snippet pages"
-    )
+    sets = Counter(p["set"] for p in pages)
+    print(", ".join(f"{kind}: {n} pages" for kind, n in sets.items()))
     extractors: dict[str, Extractor] = {
-        "wirestream (newspaper4k + trafilatura fallback)": ours,
-        "newspaper4k 0.9.6": newspaper4k,
-        "trafilatura 2.3.1 favor_precision, no comments": trafilatura_precision,
-        "trafilatura 2.3.1 default, no comments": trafilatura_default,
+        "wirestream v2 (default: auto)": ours("auto"),
+        "wirestream v2, backend trafilatura": ours("trafilatura"),
+        "wirestream v1 / backend newspaper (newspaper4k + trafilatura)": ours("newspaper"),
+        "trafilatura favor_precision": trafilatura_mode(favor_precision=True),
+        "trafilatura favor_precision fast": trafilatura_mode(favor_precision=True, fast=True),
+        "trafilatura fast": trafilatura_mode(fast=True),
+        "trafilatura default": trafilatura_mode(),
+        "readability-lxml": readability,
+        "resiliparse main content": resiliparse,
+        "newspaper4k": newspaper4k,
     }
-    rows, skipped = [], {}
+    rows, skipped, all_records = [], {}, {}
     for name, extract in extractors.items():
-        texts, seconds = run_extractor(extract, pages)
-        rows.append(score(name, texts, seconds, pages, cases))
+        try:
+            records, seconds = run_extractor(extract, pages)
+        except ImportError as exc:
+            skipped[name] = str(exc)
+            continue
+        all_records[name] = records
+        rows.append(score(name, records, seconds, pages, cases))
+        print(f"  scored {name}", file=sys.stderr, flush=True)
     result = run_newspaper3k(args.newspaper3k or cache_dir() / "newspaper3k", pages)
     if isinstance(result, str):
         skipped["newspaper3k 0.2.8"] = result
     else:
         rows.append(score("newspaper3k 0.2.8", *result, pages, cases))
     print(table(rows, skipped))
+    by_name = {r["extractor"]: r for r in rows}
+    modes = [n for n in by_name if n.startswith("trafilatura")]
+    print("\nBody (trafilatura mode), chosen on one set, reported on the other:")
+    print("\n".join(carry_over(by_name, modes, "f1")))
+    print("\nBody (auto: newspaper4k when trafilatura has < ratio x resiliparse's words):")
+    print("\n".join(second_opinion(all_records, pages)))
+    print("\nTitle sources (cleaned of the site's name):")
+    print("\n".join(title_sources(pages)))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

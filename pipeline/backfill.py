@@ -124,7 +124,7 @@ class ExtractAndIndex(beam.PTransform):
             settings.elasticsearch, options.resume, options.resume_batch
         )
         if self.from_pages:
-            extracted = inputs | "ExtractArticles" >> ExtractArticles()
+            extracted = inputs | "ExtractArticles" >> ExtractArticles(settings.extract.backend)
             inputs = extracted.articles
             failures.append(extracted.dead_letter)
         written = (

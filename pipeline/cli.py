@@ -252,8 +252,11 @@ def cmd_normalize(args: argparse.Namespace, _beam_args: list[str]) -> int:
 def cmd_extract(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from pipeline.pages import extract_pages
 
-    enrich = load_settings(args.config).enrich
-    records = extract_pages(args.pages, args.url or [], not args.no_entities, settings=enrich)
+    settings = load_settings(args.config)
+    backend = args.backend or settings.extract.backend
+    records = extract_pages(
+        args.pages, args.url or [], not args.no_entities, settings.enrich, backend
+    )
     for record in records:
         print(json.dumps(record, ensure_ascii=False))
     return 0
@@ -442,7 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("pages", nargs="+", help="HTML files (.gz allowed), '-' for stdin")
     extract.add_argument("--url", action="append", help="address of each PAGE, in order")
     extract.add_argument("--no-entities", action="store_true", help="skip entity tagging")
-    extract.add_argument("--config", help="profile YAML (for the enrich settings)")
+    extract.add_argument("--config", help="profile YAML (for the extract and enrich settings)")
+    extract.add_argument(
+        "--backend",
+        choices=["auto", "trafilatura", "newspaper"],
+        help="body extractor (extract.backend)",
+    )
     extract.set_defaults(func=cmd_extract)
 
     replay = sub.add_parser("replay", help="re-index documents from dead-letter files")

@@ -17,6 +17,7 @@ from transforms.settings import (
     BackfillSettings,
     ElasticsearchSettings,
     EnrichSettings,
+    ExtractSettings,
     FeedSpec,
     FetchSettings,
     StatsSettings,
@@ -30,6 +31,7 @@ __all__ = [
     "ConfigError",
     "ElasticsearchSettings",
     "EnrichSettings",
+    "ExtractSettings",
     "FeedSpec",
     "FetchSettings",
     "Settings",
@@ -50,6 +52,7 @@ class Settings(StrictModel):
 
     feeds: list[FeedSpec] = Field(default_factory=list)
     fetch: FetchSettings = FetchSettings()
+    extract: ExtractSettings = ExtractSettings()
     elasticsearch: ElasticsearchSettings = ElasticsearchSettings()
     enrich: EnrichSettings = EnrichSettings()
     stream: StreamSettings = StreamSettings()

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from transforms.article import Article
-from transforms.extract import ExtractError, extract_article
+from transforms.extract import Backend, ExtractError, extract_article
 from transforms.fetch import decode_html
 from transforms.normalize import normalize_article
 from transforms.settings import EnrichSettings
+from transforms.sinks import to_document
 
 
 def read_page(path: str) -> bytes:
@@ -25,12 +26,18 @@ def read_page(path: str) -> bytes:
     return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
 
 
-def process_html(html: str, url: str, nlp=None, settings: EnrichSettings | None = None) -> Article:
+def process_html(
+    html: str,
+    url: str,
+    nlp=None,
+    settings: EnrichSettings | None = None,
+    backend: Backend = "auto",
+) -> Article:
     """Return the extracted, normalised (and, with ``nlp``, enriched and geocoded) article.
 
-    The enrichment is the pipeline's: the same alias table and gazetteer settings.
+    The steps are the pipeline's: the same backend, alias table and gazetteer settings.
     """
-    article = normalize_article(extract_article(html, url))
+    article = normalize_article(extract_article(html, url, backend=backend))
     if nlp is not None:
         from transforms.enrich import tag_entities
         from transforms.entity_values import load_aliases
@@ -48,20 +55,8 @@ def process_html(html: str, url: str, nlp=None, settings: EnrichSettings | None 
 
 
 def to_record(article: Article) -> dict[str, Any]:
-    """Return the JSON-ready summary of an article that ``wirestream extract`` prints."""
-    return {
-        "url": article.canonical_url,
-        "title": article.title,
-        "authors": article.authors,
-        "published_at": article.published_at.isoformat() if article.published_at else None,
-        "language": article.language,
-        "extractor": article.extractor,
-        "body": article.body,
-        "body_normalized": article.body_normalized,
-        "entities": article.entities,
-        "locations": article.locations,
-        "countries": article.countries,
-    }
+    """Return what ``wirestream extract`` prints: the document the index gets, with its id."""
+    return {"_id": article.doc_id, **to_document(article)}
 
 
 def extract_pages(
@@ -69,6 +64,7 @@ def extract_pages(
     urls: list[str],
     with_entities: bool = True,
     settings: EnrichSettings | None = None,
+    backend: Backend = "auto",
 ) -> Iterator[dict[str, Any]]:
     """Yield one record per page; a page without an article yields its error."""
     nlp = None
@@ -81,6 +77,6 @@ def extract_pages(
         url = urls[index] if index < len(urls) else f"file://{Path(path).resolve()}"
         html = decode_html(read_page(path))
         try:
-            yield to_record(process_html(html, url, nlp, settings))
+            yield to_record(process_html(html, url, nlp, settings, backend))
         except ExtractError as exc:
             yield {"url": url, "error": exc.reason, "detail": str(exc)}

@@ -33,7 +33,7 @@ def build_stream(pipeline: beam.Pipeline, settings: Settings, duration: float | 
         | "DropSeenItems" >> DropSeenItems(ttl)
         | "FetchPages" >> FetchPages(settings.fetch)
     )
-    articles = pages.pages | "ExtractArticles" >> ExtractArticles()
+    articles = pages.pages | "ExtractArticles" >> ExtractArticles(settings.extract.backend)
     written = (
         articles.articles
         | "MergeFeeds" >> MergeFeeds(ttl)

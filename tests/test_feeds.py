@@ -37,6 +37,7 @@ def test_real_guardian_feed(shared_dir):
     assert first.title and first.published_at is not None
     assert first.published_at.tzinfo is not None
     assert {i.feed_url for i in parsed.items} == {"https://www.theguardian.com/uk/rss"}
+    assert first.authors == ["David Smith in Washington"]  # <dc:creator>, cleaned at extraction
 
 
 def test_truncated_reuters_feed_is_degraded_not_fatal(shared_dir):

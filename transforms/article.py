@@ -29,6 +29,7 @@ class FeedItem:
     language: str | None = None
     tags: list[str] = field(default_factory=list)
     publisher: str = ""
+    authors: list[str] = field(default_factory=list)  # the feed's (or sidecar's) byline
 
 
 @dataclass

@@ -1,21 +1,30 @@
 """Extract the article (title, body, authors, dates, language) from an HTML page.
 
-newspaper4k is the primary extractor. trafilatura (precision mode, no comments)
-reads the same page, and its body wins when newspaper's has fewer than
-``FALLBACK_RATIO`` of its words or newspaper fails: newspaper tends to stop early
-on pages split into many blocks, trafilatura rarely does (see docs/extraction.md for
-the measurements behind the ratio). Metadata comes from newspaper, filled in from
-trafilatura. The feed entry's publish date wins over the page's; the page's
+The page is parsed once. What it declares about itself comes first
+(:mod:`transforms.page_meta`: schema.org JSON-LD, then OpenGraph and other ``<meta>``
+tags), then the body extractor's own heuristics, then the feed entry. The body comes
+from the backend chosen in ``extract.backend``:
+
+- ``auto`` (default): trafilatura (precision mode, comments left out), and newspaper4k's
+  body on the few pages where trafilatura's looks cut short (``SECOND_OPINION_RATIO``);
+- ``trafilatura``: trafilatura alone;
+- ``newspaper``: newspaper4k, with trafilatura's body when newspaper's has fewer than
+  ``FALLBACK_RATIO`` of its words or newspaper fails (the extraction before v2).
+
+docs/extraction.md has the measurements behind the default. Titles lose the site's
+name and bylines are split into names (:mod:`transforms.bylines`). The page's publish
+date is its declared one, else the feed entry's, else the extractor's guess; the page's
 ``<link rel=canonical>`` wins over the fetched URL when it stays on the same site.
-Neither extractor touches the network: newspaper's image fetching is off.
+Nothing here touches the network: newspaper's image fetching is off.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import Literal
 from urllib.parse import urljoin
 
 import apache_beam as beam
@@ -23,11 +32,23 @@ import trafilatura
 from apache_beam.metrics import Metrics
 from newspaper import Article as NewspaperArticle
 from newspaper.configuration import Configuration
+from resiliparse.extract.html2text import extract_plain_text
+from resiliparse.parse.html import HTMLTree
+from trafilatura.utils import load_html
 
 from transforms.article import Article, FeedItem, Page
+from transforms.bylines import clean_authors, clean_title
 from transforms.dead_letters import Failure, dead_letter
 from transforms.guard import guarded
+from transforms.page_meta import Author, PageMeta, read_page_meta
 from transforms.urls import canonicalize_url, source_domain
+
+Backend = Literal["auto", "trafilatura", "newspaper"]
+#: ``auto`` asks newspaper4k for a second opinion when trafilatura's body has fewer than
+#: this share of the words of resiliparse's main-content text (a cheap, high-recall
+#: check). Chosen on the article-extraction pages (F1 0.974 at 0.6) and reported on
+#: fundus-dev (0.964, the best of 0.5-0.7 there too) by ``bench/extraction.py``.
+SECOND_OPINION_RATIO = 0.6
 
 MIN_BODY_CHARS = 200
 FALLBACK_RATIO = 0.95
@@ -103,11 +124,17 @@ def with_newspaper(html: str, url: str) -> Extraction:
     )
 
 
-def with_trafilatura(html: str, url: str) -> Extraction:
-    """Return trafilatura's reading of ``html`` (precision mode, comments left out)."""
+def with_trafilatura(html, url: str, fast: bool = False) -> Extraction:
+    """Return trafilatura's reading of ``html`` (text or a parsed tree, which it changes):
+    precision mode, comments left out; ``fast`` skips its fallback extractors."""
     try:
         doc = trafilatura.bare_extraction(
-            html, url=url, favor_precision=True, include_comments=False, with_metadata=True
+            html,
+            url=url,
+            favor_precision=True,
+            include_comments=False,
+            with_metadata=True,
+            fast=fast,
         )
     except Exception as exc:  # lxml and htmldate errors on broken markup
         return Extraction(error=f"{exc.__class__.__name__}: {exc}")
@@ -146,58 +173,133 @@ def choose_body(primary: str, fallback: str, ratio: float = FALLBACK_RATIO) -> t
     return (fallback, True) if fallback else (primary, False)
 
 
+def parse_page(html: str):
+    """Return the page's lxml tree (trafilatura's lenient loader), or None if unparseable."""
+    try:
+        return load_html(html)
+    except Exception:  # lxml raises on some hostile markup
+        return None
+
+
+def main_content_words(html: str) -> int:
+    """Return the number of words resiliparse finds in the page's main content (~3 ms)."""
+    try:
+        tree = HTMLTree.parse(html)
+        text = extract_plain_text(tree, main_content=True, alt_texts=False, links=False)
+    except Exception:  # resiliparse is lenient; a failure only skips the check
+        return 0
+    return word_count(text)
+
+
+def with_backend(backend: Backend, html: str, tree, url: str) -> tuple[Extraction, str]:
+    """Return the backend's reading of the page and the name of the extractor whose body won."""
+    if backend in ("trafilatura", "auto"):
+        found = with_trafilatura(tree if tree is not None else html, url)
+        if backend == "trafilatura":
+            return found, "trafilatura"
+        if word_count(found.text) >= SECOND_OPINION_RATIO * main_content_words(html):
+            return found, "trafilatura"
+        second = with_newspaper(html, url)
+        if not second.text:
+            return found, "trafilatura"
+        return replace(found, text=second.text), "newspaper"
+    main = with_newspaper(html, url)
+    other = with_trafilatura(tree if tree is not None else html, url)
+    body, fell_back = choose_body(main.text, other.text)
+    merged = Extraction(
+        text=body,
+        title=main.title or other.title,
+        authors=main.authors or other.authors,
+        published_at=main.published_at or other.published_at,
+        language=main.language or other.language,
+        top_image=main.top_image or other.top_image,
+        canonical=main.canonical or other.canonical,
+        error="; ".join(e for e in (main.error, other.error) if e),
+    )
+    return merged, "trafilatura" if fell_back else "newspaper"
+
+
+#: Where the title comes from, first found first. Chosen on fundus-dev (exact titles of
+#: 28 publishers) by ``bench/extraction.py``, which reports it on the snippet pages too.
+TITLE_SOURCES = ("meta_title", "headline", "extractor", "html_title")
+
+
+def choose_title(meta: PageMeta, heuristic: str, item: FeedItem | None, domain: str) -> str:
+    """Return the title from the first of :data:`TITLE_SOURCES` the page has (JSON-LD
+    headline, og:title and friends, the extractor's, ``<title>``), else the feed
+    entry's, without the site's name."""
+    found = {
+        "headline": meta.headline,
+        "meta_title": meta.meta_title,
+        "extractor": heuristic,
+        "html_title": meta.html_title,
+    }
+    for source in TITLE_SOURCES:
+        if found[source]:
+            return clean_title(found[source], meta.site_names, domain)
+    return item.title if item else ""
+
+
 def extract_article(
     html: str,
     url: str,
     fetched_at: datetime | None = None,
     item: FeedItem | None = None,
     min_chars: int = MIN_BODY_CHARS,
+    backend: Backend = "auto",
 ) -> Article:
     """Return the article in ``html`` (served at ``url``), or raise ``ExtractError``."""
     if not html or not html.strip():
         raise ExtractError("empty_page", f"{url}: empty page")
-    main = with_newspaper(html, url)
-    other = with_trafilatura(html, url)
-    body, fell_back = choose_body(main.text, other.text)
+    tree = parse_page(html)
+    meta = read_page_meta(tree) if tree is not None else PageMeta()
+    found, extractor = with_backend(backend, html, tree, url)
+    body = found.text
     if len(body) < min_chars:
-        why = "; ".join(e for e in (main.error, other.error) if e)
+        why = f" ({found.error})" if found.error else ""
         raise ExtractError(
-            "too_little_text",
-            f"{url}: only {len(body)} characters of body text" + (f" ({why})" if why else ""),
+            "too_little_text", f"{url}: only {len(body)} characters of body text{why}"
         )
-    canonical = choose_canonical(url, main.canonical or other.canonical)
-    published = (item.published_at if item else None) or main.published_at or other.published_at
-    title = main.title or other.title or (item.title if item else "")
-    language = main.language or other.language or (item.language if item else None)
+    canonical = choose_canonical(url, found.canonical)
+    published = meta.published_at or (item.published_at if item else None) or found.published_at
+    authors = (
+        clean_authors(meta.authors)
+        or clean_authors(Author(a) for a in (item.authors if item else []))
+        or clean_authors(Author(a) for a in found.authors or [])
+    )
+    language = meta.language or found.language or (item.language if item else None)
     return Article(
         url=canonicalize_url(url),
         canonical_url=canonical,
         source=source_domain(canonical),
         feed_url=item.feed_url if item else None,
         feed_urls=[item.feed_url] if item else [],
-        title=title,
+        title=choose_title(meta, found.title, item, source_domain(canonical)),
         body=body,
         fetched_at=fetched_at or datetime.now(timezone.utc),
         published_at=published,
-        authors=main.authors or other.authors or [],
+        authors=authors,
         language=language.lower()[:8] if language else None,
-        top_image=main.top_image or other.top_image,
+        top_image=found.top_image,
         tags=list(item.tags) if item else [],
         publisher=item.publisher if item else "",
-        extractor="trafilatura" if fell_back else "newspaper",
+        extractor=extractor,
     )
 
 
 class ExtractArticleDoFn(beam.DoFn):
     """Page -> Article; pages without an article go to ``dead_letter``."""
 
-    def __init__(self) -> None:
+    def __init__(self, backend: Backend = "auto") -> None:
+        self.backend = backend
         self.extracted = Metrics.counter("wirestream", "articles_extracted")
 
     @guarded("extract")
     def process(self, page: Page):
         try:
-            article = extract_article(page.html, page.final_url, page.fetched_at, page.item)
+            article = extract_article(
+                page.html, page.final_url, page.fetched_at, page.item, backend=self.backend
+            )
             article.page_digest = page.digest
         except ExtractError as exc:
             yield dead_letter(Failure("extract", exc.reason, page.url, str(exc)))
@@ -210,5 +312,10 @@ class ExtractArticleDoFn(beam.DoFn):
 class ExtractArticles(beam.PTransform):
     """Page -> Article, with failures on the ``dead_letter`` tag."""
 
+    def __init__(self, backend: Backend = "auto") -> None:
+        super().__init__()
+        self.backend = backend
+
     def expand(self, pages):
-        return pages | beam.ParDo(ExtractArticleDoFn()).with_outputs("dead_letter", main="articles")
+        extract = ExtractArticleDoFn(self.backend)
+        return pages | beam.ParDo(extract).with_outputs("dead_letter", main="articles")

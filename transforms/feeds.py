@@ -50,6 +50,13 @@ class ParsedFeed:
     validators: dict[str, str] = field(default_factory=dict)
 
 
+def entry_authors(entry) -> list[str]:
+    """Return the names feedparser read for an entry (``<author>``, ``<dc:creator>``)."""
+    names = [a.get("name", "").strip() for a in entry.get("authors", []) if isinstance(a, dict)]
+    names = [n for n in names if n] or [(entry.get("author") or "").strip()]
+    return [n for n in dict.fromkeys(names) if n]
+
+
 def _entry_time(entry: feedparser.FeedParserDict) -> datetime | None:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         value = dict.get(entry, key)  # plain lookup: no feedparser updated/published aliasing
@@ -97,6 +104,7 @@ def parse_feed(
                 language=feed.language or parsed.feed.get("language"),
                 tags=list(feed.tags),
                 publisher=feed.name,
+                authors=entry_authors(entry),
             )
         )
     problem = ""

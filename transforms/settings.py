@@ -90,6 +90,17 @@ class ElasticsearchSettings(StrictModel):
     request_timeout: float = Field(30.0, gt=0)
 
 
+class ExtractSettings(StrictModel):
+    """Article extraction."""
+
+    backend: Literal["auto", "trafilatura", "newspaper"] = Field(
+        "auto",
+        description="body extractor: trafilatura with newspaper4k's second opinion on pages "
+        "it cuts short (auto), trafilatura alone, or newspaper4k with trafilatura's body when "
+        "newspaper's is shorter (newspaper: the extraction before v2)",
+    )
+
+
 class EnrichSettings(StrictModel):
     """Named-entity recognition."""
 

@@ -80,6 +80,7 @@ def to_document(article: Article) -> dict[str, Any]:
         "published_at": _iso(article.published_at),
         "fetched_at": _iso(article.fetched_at),
         "language": article.language,
+        "extractor": article.extractor or None,
         "tags": article.tags,
         "top_image": article.top_image,
         "word_count": article.word_count,

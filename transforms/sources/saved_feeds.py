@@ -14,6 +14,7 @@ import feedparser
 
 from transforms.article import FeedItem, Page
 from transforms.dead_letters import Failure
+from transforms.feeds import entry_authors
 from transforms.sources.files import FileInput
 from transforms.urls import canonicalize_url
 
@@ -73,6 +74,7 @@ def parse_saved_feed(file: FileInput):
             language=feed.get("language"),
             tags=[t.get("term") for t in entry.get("tags", []) if t.get("term")],
             publisher=feed.get("title", ""),
+            authors=entry_authors(entry),
         )
         html = full_content(entry)
         if html:

@@ -99,6 +99,7 @@ def parse_text_file(file: FileInput):
             language=language,
             tags=list(meta.tags),
             publisher=meta.publisher,
+            authors=list(meta.authors),
         )
         yield Page(url=url, final_url=url, html=text, fetched_at=file.modified, item=item)
         return

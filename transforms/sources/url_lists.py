@@ -77,4 +77,5 @@ def parse_url_list(file: FileInput):
             language=meta.language,
             tags=list(meta.tags),
             publisher=meta.publisher,
+            authors=list(meta.authors),
         )
