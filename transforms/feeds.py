@@ -65,6 +65,14 @@ def _entry_time(entry: feedparser.FeedParserDict) -> datetime | None:
     return None
 
 
+# feedparser asks chardet for an encoding when chardet is installed (readability-lxml, in the
+# bench extra, pulls it in). chardet calls windows-1252 bytes ISO-8859-1, which turns curly
+# quotes into C1 control characters; without it feedparser tries utf-8, then windows-1252,
+# the WHATWG reading of such pages. Switched off so the result does not depend on what
+# else happens to be installed (feedparser has no option for it).
+feedparser.encodings.lazy_chardet_encoding = None
+
+
 def read_feed(
     content: bytes, base: str, headers: dict[str, str] | None = None
 ) -> feedparser.FeedParserDict:
