@@ -411,7 +411,7 @@ def title_sources(pages: list[dict]) -> list[str]:
     the order chosen on one set reported on the other."""
     import itertools
 
-    from transforms.bylines import clean_title
+    from transforms.bylines import clean_title, fold
     from transforms.extract import TITLE_SOURCES, parse_page, with_trafilatura
     from transforms.page_meta import read_page_meta
     from transforms.urls import source_domain
@@ -431,13 +431,18 @@ def title_sources(pages: list[dict]) -> list[str]:
         cleaned = {
             k: clean_title(v, meta.site_names, domain) if v else "" for k, v in found.items()
         }
+        cleaned["h1"] = {fold(h) for h in meta.headings if h}
         rows.append((page["set"], page["title"], cleaned))
     kinds = sorted({kind for kind, _, _ in rows})
 
-    def accuracy(order: tuple[str, ...], kind: str) -> float:
+    def pick(order: tuple[str, ...], got: dict, h1: bool) -> str:
+        titles = [got[s] for s in order if got[s]]
+        shown = next((t for t in titles if fold(t) in got["h1"]), None) if h1 else None
+        return shown or (titles[0] if titles else "")
+
+    def accuracy(order: tuple[str, ...], kind: str, h1: bool = False) -> float:
         subset = [(want, got) for k, want, got in rows if k == kind]
-        right = sum(same_title(next((g[s] for s in order if g[s]), ""), w) for w, g in subset)
-        return right / len(subset)
+        return sum(same_title(pick(order, g, h1), w) for w, g in subset) / len(subset)
 
     lines = []
     for source in TITLE_SOURCES:
@@ -453,6 +458,16 @@ def title_sources(pages: list[dict]) -> list[str]:
         )
     current = ", ".join(f"{kind} {accuracy(TITLE_SOURCES, kind):.3f}" for kind in kinds)
     lines.append(f"  the order in use ({' > '.join(TITLE_SOURCES)}): {current}")
+    for tuned in kinds:
+        other = next(k for k in kinds if k != tuned)
+        best = max(orders, key=lambda o: (accuracy(o, tuned, True), o == TITLE_SOURCES))
+        lines.append(
+            f"  with the <h1> rule, order chosen on {tuned}: {' > '.join(best)} "
+            f"({tuned} {accuracy(best, tuned, True):.3f}); on {other}: "
+            f"{accuracy(best, other, True):.3f}"
+        )
+    in_use = ", ".join(f"{kind} {accuracy(TITLE_SOURCES, kind, True):.3f}" for kind in kinds)
+    lines.append(f"  in use (the order above, a title that is the page's <h1> first): {in_use}")
     return lines
 
 

@@ -167,10 +167,10 @@ def test_fundus_dev_fields(shared_dir):
         dates += same_day(article.published_at.isoformat() if article.published_at else None,
                           row["publishing_date"])  # fmt: skip
         n += 1
-    # Measured: F1 0.964, title 0.878, authors 0.976, date 0.976; floors catch regressions.
+    # Measured: F1 0.964, title 0.951, authors 0.976, date 0.976; floors catch regressions.
     assert n == 41
     assert summarize(scores)["f1"] >= 0.95
-    assert titles / n >= 0.85 and authors / n >= 0.93 and dates / n >= 0.95
+    assert titles / n >= 0.92 and authors / n >= 0.93 and dates / n >= 0.95
 
 
 def test_empty_and_boilerplate_only_pages_are_errors():

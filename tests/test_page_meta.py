@@ -130,3 +130,19 @@ def test_organisations_stay_whole_and_names_are_distinct():
     authors = [Author("Associated Press, Reuters", organization=True), Author("By Ann Lee"),
                Author("ann lee")]  # fmt: skip
     assert clean_authors(authors) == ["Associated Press, Reuters", "Ann Lee"]
+
+
+def test_the_title_shown_as_the_heading_wins():
+    from transforms.extract import choose_title
+
+    head = (
+        '<meta property="og:title" content="16-0! British players sweep the day">'
+        + _ld({"@type": "NewsArticle", "headline": "US Open 2023 results: six British wins"})
+        + "<title>US Open 2023 results | iNews</title>"
+    )
+    page = _page(head, "<h1>US Open 2023 results: six British wins</h1><p>Text.</p>")
+    meta = read_page_meta(parse_page(page))
+    assert meta.headings == ["US Open 2023 results: six British wins"]
+    assert choose_title(meta, "", None, "inews.co.uk") == "US Open 2023 results: six British wins"
+    meta.headings = []  # no heading to go by: og:title first (TITLE_SOURCES)
+    assert choose_title(meta, "", None, "inews.co.uk") == "16-0! British players sweep the day"

@@ -37,7 +37,7 @@ from resiliparse.parse.html import HTMLTree
 from trafilatura.utils import load_html
 
 from transforms.article import Article, FeedItem, Page
-from transforms.bylines import clean_authors, clean_title
+from transforms.bylines import clean_authors, clean_title, fold
 from transforms.dead_letters import Failure, dead_letter
 from transforms.guard import guarded
 from transforms.page_meta import Author, PageMeta, read_page_meta
@@ -219,25 +219,33 @@ def with_backend(backend: Backend, html: str, tree, url: str) -> tuple[Extractio
     return merged, "trafilatura" if fell_back else "newspaper"
 
 
-#: Where the title comes from, first found first. Chosen on fundus-dev (exact titles of
-#: 28 publishers) by ``bench/extraction.py``, which reports it on the snippet pages too.
+#: Where the title comes from. Order chosen on fundus-dev (exact titles of 28 publishers)
+#: by ``bench/extraction.py``, which reports it on the snippet pages too.
 TITLE_SOURCES = ("meta_title", "headline", "extractor", "html_title")
 
 
 def choose_title(meta: PageMeta, heuristic: str, item: FeedItem | None, domain: str) -> str:
-    """Return the title from the first of :data:`TITLE_SOURCES` the page has (JSON-LD
-    headline, og:title and friends, the extractor's, ``<title>``), else the feed
-    entry's, without the site's name."""
+    """Return the title, without the site's name: the first of :data:`TITLE_SOURCES`
+    (og:title and friends, JSON-LD headline, the extractor's, ``<title>``) that is also
+    the page's ``<h1>``, else the first the page has, else the feed entry's.
+
+    Pages often carry two titles (a social one in og:title, the printed one in the
+    headline); the one the reader sees as the heading is the article's.
+    """
     found = {
         "headline": meta.headline,
         "meta_title": meta.meta_title,
         "extractor": heuristic,
         "html_title": meta.html_title,
     }
-    for source in TITLE_SOURCES:
-        if found[source]:
-            return clean_title(found[source], meta.site_names, domain)
-    return item.title if item else ""
+    titles = [
+        clean_title(found[source], meta.site_names, domain)
+        for source in TITLE_SOURCES
+        if found[source]
+    ]
+    headings = {fold(h) for h in meta.headings if h}
+    shown = next((t for t in titles if fold(t) in headings), None)
+    return shown or (titles[0] if titles else (item.title if item else ""))
 
 
 def extract_article(

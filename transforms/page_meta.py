@@ -62,6 +62,7 @@ class PageMeta:
     published_at: datetime | None = None
     language: str | None = None
     site_names: list[str] = field(default_factory=list)  # og:site_name, publisher name
+    headings: list[str] = field(default_factory=list)  # the page's <h1> texts
 
 
 def parse_date(value: Any) -> datetime | None:
@@ -168,6 +169,7 @@ def read_page_meta(tree) -> PageMeta:
     title = tree.find(".//title")
     if title is not None and title.text:
         meta.html_title = " ".join(html_lib.unescape(title.text).split())
+    meta.headings = [" ".join(h.text_content().split()) for h in tree.iter("h1")][:5]
     if site := first(("og:site_name", "application-name", "twitter:site")):
         meta.site_names.append(site.lstrip("@"))
     if not meta.authors:
