@@ -43,7 +43,7 @@ from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 from bench import entity_quality as eq  # noqa: E402
 from pipeline.config import EnrichSettings  # noqa: E402
 from transforms.article import Article  # noqa: E402
-from transforms.enrich import TagEntities, load_model, tag_entities  # noqa: E402
+from transforms.enrich import TagEntities, entities_of, load_model, tag_entities  # noqa: E402
 from transforms.entity_values import ENTITY_FIELDS, ENTITY_TYPES, load_aliases  # noqa: E402
 from transforms.gazetteer import Gazetteer, load_gazetteer  # noqa: E402
 from transforms.geocode import geocode_article  # noqa: E402
@@ -186,15 +186,18 @@ def print_values(nlp, gazetteer: Gazetteer) -> None:
     """Print distinct values per type (raw vs ours), junk values and values per country."""
     texts = eq.dev_texts(SHARED)
     aliases = load_aliases()
-    raw: dict[str, set[str]] = {}
     articles = [as_article(str(i), text) for i, text in enumerate(texts)]
-    for doc in nlp.pipe(texts, batch_size=16):
+    # One NER pass over the text the stage tags: raw values and ours from the same doc.
+    tagged = (f"{a.title}\n\n{a.body}" for a in articles)
+    raw: dict[str, set[str]] = {}
+    ours: dict[str, set[str]] = {}
+    for article, doc in zip(articles, nlp.pipe(tagged, batch_size=16), strict=True):
         for ent in doc.ents:
             if ent.label_ in ENTITY_FIELDS:
                 raw.setdefault(ENTITY_FIELDS[ent.label_], set()).add(normalize_title(ent.text))
-    ours: dict[str, set[str]] = {}
-    for article in tag_entities(nlp, articles, 100_000, aliases=aliases):
-        for kind, values in geocode_article(gazetteer, article).entities.items():
+        entities, counts = entities_of(doc, aliases)
+        enriched = article.replace(entities=entities, entity_counts=counts)
+        for kind, values in geocode_article(gazetteer, enriched).entities.items():
             ours.setdefault(kind, set()).update(values)
 
     def per_country(values: set[str]) -> str:

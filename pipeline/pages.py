@@ -26,32 +26,41 @@ def read_page(path: str) -> bytes:
     return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
 
 
-def process_html(
-    html: str,
-    url: str,
-    nlp=None,
-    settings: EnrichSettings | None = None,
-    backend: Backend = "auto",
-) -> Article:
-    """Return the extracted, normalised (and, with ``nlp``, enriched and geocoded) article.
+class Enrichment:
+    """The entity stage's model, alias table and gazetteer, loaded once for many pages."""
 
-    The steps are the pipeline's: the same backend, alias table and gazetteer settings.
-    """
-    article = normalize_article(extract_article(html, url, backend=backend))
-    if nlp is not None:
-        from transforms.enrich import tag_entities
+    def __init__(self, settings: EnrichSettings) -> None:
+        from transforms.enrich import load_model
         from transforms.entity_values import load_aliases
+        from transforms.gazetteer import load_gazetteer
 
-        settings = settings or EnrichSettings()
-        aliases = load_aliases(settings.aliases_file)
-        (article,) = tag_entities(nlp, [article], settings.max_chars, aliases=aliases)
-        if settings.geocode:
-            from transforms.gazetteer import load_gazetteer
-            from transforms.geocode import geocode_article
+        self.settings = settings
+        self.nlp = load_model(settings.spacy_model)
+        self.aliases = load_aliases(settings.aliases_file)
+        self.gazetteer = (
+            load_gazetteer(settings.gazetteer_path, settings.gazetteer_min_population)
+            if settings.geocode
+            else None
+        )
 
-            gazetteer = load_gazetteer(settings.gazetteer_path, settings.gazetteer_min_population)
-            article = geocode_article(gazetteer, article)
-    return article
+    def apply(self, article: Article) -> Article:
+        """Return ``article`` tagged (and geocoded) as the pipeline's entity stage does."""
+        from transforms.enrich import tag_entities
+        from transforms.geocode import geocode_article
+
+        (article,) = tag_entities(
+            self.nlp, [article], self.settings.max_chars, aliases=self.aliases
+        )
+        return geocode_article(self.gazetteer, article) if self.gazetteer else article
+
+
+def process_html(
+    html: str, url: str, enrichment: Enrichment | None = None, backend: Backend = "auto"
+) -> Article:
+    """Return the extracted, normalised (and, with ``enrichment``, tagged and geocoded)
+    article, by the pipeline's own steps."""
+    article = normalize_article(extract_article(html, url, backend=backend))
+    return enrichment.apply(article) if enrichment else article
 
 
 def to_record(article: Article) -> dict[str, Any]:
@@ -67,16 +76,12 @@ def extract_pages(
     backend: Backend = "auto",
 ) -> Iterator[dict[str, Any]]:
     """Yield one record per page; a page without an article yields its error."""
-    nlp = None
     settings = settings or EnrichSettings()
-    if with_entities and settings.enabled:
-        from transforms.enrich import load_model
-
-        nlp = load_model(settings.spacy_model)
+    enrichment = Enrichment(settings) if with_entities and settings.enabled else None
     for index, path in enumerate(paths):
         url = urls[index] if index < len(urls) else f"file://{Path(path).resolve()}"
         html = decode_html(read_page(path))
         try:
-            yield to_record(process_html(html, url, nlp, settings, backend))
+            yield to_record(process_html(html, url, enrichment, backend))
         except ExtractError as exc:
             yield {"url": url, "error": exc.reason, "detail": str(exc)}

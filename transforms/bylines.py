@@ -11,9 +11,9 @@ development pages (see docs/extraction.md).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 
+from transforms.gazetteer import strip_diacritics
 from transforms.page_meta import Author
 
 #: Separators between a title and the site's name.
@@ -47,9 +47,7 @@ ROLE_WORDS = frozenset(
 
 def fold(text: str) -> str:
     """Return ``text`` lowercased, without diacritics or non-word characters."""
-    text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return " ".join(re.findall(r"\w+", text))
+    return " ".join(re.findall(r"\w+", strip_diacritics(text.casefold())))
 
 
 def _is_site(segment: str, sites: Iterable[str]) -> bool:

@@ -193,8 +193,9 @@ def main_content_words(html: str) -> int:
 
 def with_backend(backend: Backend, html: str, tree, url: str) -> tuple[Extraction, str]:
     """Return the backend's reading of the page and the name of the extractor whose body won."""
+    parsed = tree if tree is not None else html
     if backend in ("trafilatura", "auto"):
-        found = with_trafilatura(tree if tree is not None else html, url)
+        found = with_trafilatura(parsed, url)
         if backend == "trafilatura":
             return found, "trafilatura"
         if word_count(found.text) >= SECOND_OPINION_RATIO * main_content_words(html):
@@ -204,7 +205,7 @@ def with_backend(backend: Backend, html: str, tree, url: str) -> tuple[Extractio
             return found, "trafilatura"
         return replace(found, text=second.text), "newspaper"
     main = with_newspaper(html, url)
-    other = with_trafilatura(tree if tree is not None else html, url)
+    other = with_trafilatura(parsed, url)
     body, fell_back = choose_body(main.text, other.text)
     merged = Extraction(
         text=body,
@@ -269,6 +270,7 @@ def extract_article(
             "too_little_text", f"{url}: only {len(body)} characters of body text{why}"
         )
     canonical = choose_canonical(url, found.canonical)
+    source = source_domain(canonical)
     published = meta.published_at or (item.published_at if item else None) or found.published_at
     authors = (
         clean_authors(meta.authors)
@@ -279,10 +281,10 @@ def extract_article(
     return Article(
         url=canonicalize_url(url),
         canonical_url=canonical,
-        source=source_domain(canonical),
+        source=source,
         feed_url=item.feed_url if item else None,
         feed_urls=[item.feed_url] if item else [],
-        title=choose_title(meta, found.title, item, source_domain(canonical)),
+        title=choose_title(meta, found.title, item, source),
         body=body,
         fetched_at=fetched_at or datetime.now(timezone.utc),
         published_at=published,

@@ -50,15 +50,19 @@ COUNTRY_ALIASES: dict[str, str] = {
 OWN_NAMES = frozenset(["england", "scotland", "wales", "northern ireland", "gaza", "west bank"])
 
 
+def strip_diacritics(text: str) -> str:
+    """Return ``text`` without combining marks ("Tikrīt" -> "Tikrit", "São" -> "Sao")."""
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
+
+
 def fold(name: str) -> str:
     """Return the lookup key of ``name``: lowercase words without diacritics or punctuation.
 
     Keys ignore punctuation and spacing ("U.S." and "u.s. " are "u s"), so an entity
     normalised by any version of the body normaliser finds its place.
     """
-    text = unicodedata.normalize("NFKD", name.casefold())
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = _SEPARATORS_RE.sub(" ", text).strip()
+    text = _SEPARATORS_RE.sub(" ", strip_diacritics(name.casefold())).strip()
     return text[4:] if text.startswith("the ") else text
 
 

@@ -17,7 +17,6 @@ cleaned surface form. A "person" the gazetteer knows as a big place
 
 from __future__ import annotations
 
-import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 
@@ -26,7 +25,14 @@ from apache_beam.metrics import Metrics
 
 from transforms.article import Article
 from transforms.entity_values import clean_entity
-from transforms.gazetteer import OWN_NAMES, Gazetteer, Place, fold, load_gazetteer
+from transforms.gazetteer import (
+    OWN_NAMES,
+    Gazetteer,
+    Place,
+    fold,
+    load_gazetteer,
+    strip_diacritics,
+)
 from transforms.guard import guarded
 from transforms.settings import EnrichSettings
 
@@ -63,8 +69,7 @@ def resolve_places(gazetteer: Gazetteer, names: Mapping[str, int]) -> dict[str, 
 
 def canonical_name(place: Place) -> str:
     """Return the value a resolved place is stored under: its name, normalised, no diacritics."""
-    text = unicodedata.normalize("NFKD", place.name)
-    return clean_entity("".join(ch for ch in text if not unicodedata.combining(ch)))
+    return clean_entity(strip_diacritics(place.name))
 
 
 def _stored_name(gazetteer: Gazetteer, written: str, place: Place) -> str:
