@@ -215,4 +215,11 @@ def run_backfill(
         build_backfill(pipeline, settings, sources)
 
     grace = settings.elasticsearch.max_wait_seconds + 5
-    return run_supervised(job_starter(build, beam_args, report), grace)
+    code = run_supervised(job_starter(build, beam_args, report), grace)
+    if code == 0 and settings.stories.enabled:
+        from pipeline.stories import cluster_index
+
+        passed = cluster_index(settings, progress)
+        print(passed.line(), flush=True)
+        code = 1 if passed.failed else 0
+    return code

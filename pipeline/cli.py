@@ -86,6 +86,7 @@ def prepare_index(settings: Settings) -> None:
         TemplateConflict,
         install_index_template,
         install_stats_template,
+        install_stories_template,
     )
     from pipeline.replay import replay_transient
     from transforms.es_client import make_client
@@ -95,6 +96,8 @@ def prepare_index(settings: Settings) -> None:
         install_index_template(client, settings.elasticsearch)
         if settings.stats.enabled:
             install_stats_template(client, settings.elasticsearch, settings.stats)
+        if settings.stories.enabled:
+            install_stories_template(client, settings.elasticsearch)
         quick = settings.elasticsearch.model_copy(update={"retry_seconds": 30})
         replayed = replay_transient(client, settings.dead_letter_dir, quick)
         if replayed.files:
@@ -262,6 +265,35 @@ def cmd_extract(args: argparse.Namespace, _beam_args: list[str]) -> int:
     return 0
 
 
+def cmd_stories(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from pipeline.pages import Enrichment
+    from pipeline.stories import assign_rows, clusterer_of, read_rows
+
+    settings = load_settings(args.config).with_overrides(
+        stories={
+            "threshold": args.threshold,
+            "entity_weight": args.entity_weight,
+            "window_hours": args.window_hours,
+            "copy_threshold": args.copy_threshold,
+        }
+    )
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+        rows = list(read_rows(text.splitlines()))
+    except (OSError, ValueError) as exc:
+        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    enrichment = None if args.no_entities else Enrichment(settings.enrich)
+    for assignment in assign_rows(rows, clusterer_of(settings.stories), enrichment):
+        record = {
+            "id": assignment.doc_id,
+            "story_id": assignment.story_id,
+            "duplicate_of": assignment.duplicate_of,
+        }
+        print(json.dumps(record, ensure_ascii=False))
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from transforms.dead_letters import read_dead_letters
     from transforms.es_client import make_client
@@ -297,7 +329,14 @@ def _kibana_names(args: argparse.Namespace):
 
     settings = _settings(args)
     es = settings.elasticsearch
-    return Names(es.alias, stats_index_name(es, settings.stats), args.entity or DEFAULT_ENTITY)
+    from transforms.assign_stories import stories_index_name
+
+    return Names(
+        es.alias,
+        stats_index_name(es, settings.stats),
+        stories_index_name(es),
+        args.entity or DEFAULT_ENTITY,
+    )
 
 
 def cmd_kibana(args: argparse.Namespace, _beam_args: list[str]) -> int:
@@ -452,6 +491,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="body extractor (extract.backend)",
     )
     extract.set_defaults(func=cmd_extract)
+
+    stories = sub.add_parser(
+        "stories", help="assign stories and copies to articles in a JSONL file, one line each"
+    )
+    stories.add_argument(
+        "file", help="one JSON object per line: id, title, body, published_at, source, url"
+    )
+    stories.add_argument("--config", help="profile YAML (the stories and enrich settings)")
+    stories.add_argument("--threshold", type=float, help="least similarity to join a story")
+    stories.add_argument("--entity-weight", type=float, help="share of entity overlap (0-1)")
+    stories.add_argument("--window-hours", type=float, help="hours a story stays open")
+    stories.add_argument("--copy-threshold", type=float, help="least shingle Jaccard for a copy")
+    stories.add_argument("--no-entities", action="store_true", help="skip entity tagging")
+    stories.set_defaults(func=cmd_stories)
 
     replay = sub.add_parser("replay", help="re-index documents from dead-letter files")
     replay.add_argument(

@@ -21,6 +21,7 @@ from transforms.settings import (
     FeedSpec,
     FetchSettings,
     StatsSettings,
+    StoriesSettings,
     StreamSettings,
     StrictModel,
     describe_errors,
@@ -36,6 +37,7 @@ __all__ = [
     "FetchSettings",
     "Settings",
     "StatsSettings",
+    "StoriesSettings",
     "StreamSettings",
     "load_settings",
 ]
@@ -58,6 +60,7 @@ class Settings(StrictModel):
     stream: StreamSettings = StreamSettings()
     backfill: BackfillSettings = BackfillSettings()
     stats: StatsSettings = StatsSettings()
+    stories: StoriesSettings = StoriesSettings()
     dead_letter_dir: str = "var/dead-letter"
     max_body_chars: int = Field(
         200_000, gt=0, description="longer bodies are cut (the document says body_truncated)"

@@ -10,9 +10,11 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from pipeline.config import REPO_ROOT, ElasticsearchSettings, StatsSettings
+from transforms.assign_stories import stories_index_name
 
 INDEX_TEMPLATE = REPO_ROOT / "configs" / "index-template.json"
 STATS_TEMPLATE = REPO_ROOT / "configs" / "stats-template.json"
+STORIES_TEMPLATE = REPO_ROOT / "configs" / "stories-template.json"
 
 
 def template_priority(base: int, name: str) -> int:
@@ -83,6 +85,21 @@ def install_stats_template(
     """Create or update the template of the ingestion-health index; return the index name."""
     index = stats_index_name(es, stats)
     body = json.loads(STATS_TEMPLATE.read_text(encoding="utf-8"))
+    _put_template(
+        client,
+        f"wirestream-{index}",
+        index_patterns=[index],
+        template=body["template"],
+        priority=template_priority(body["priority"], index),
+        meta=body["_meta"],
+    )
+    return index
+
+
+def install_stories_template(client: Elasticsearch, es: ElasticsearchSettings) -> str:
+    """Create or update the template of the stories index; return the index name."""
+    index = stories_index_name(es)
+    body = json.loads(STORIES_TEMPLATE.read_text(encoding="utf-8"))
     _put_template(
         client,
         f"wirestream-{index}",

@@ -45,13 +45,24 @@ class Enrichment:
 
     def apply(self, article: Article) -> Article:
         """Return ``article`` tagged (and geocoded) as the pipeline's entity stage does."""
+        (article,) = self.apply_all([article])
+        return article
+
+    def apply_all(self, articles: list[Article]) -> list[Article]:
+        """Return ``articles`` tagged (and geocoded), through one ``nlp.pipe``."""
         from transforms.enrich import tag_entities
         from transforms.geocode import geocode_article
 
-        (article,) = tag_entities(
-            self.nlp, [article], self.settings.max_chars, aliases=self.aliases
+        tagged = tag_entities(
+            self.nlp,
+            articles,
+            self.settings.max_chars,
+            self.settings.batch_size,
+            aliases=self.aliases,
         )
-        return geocode_article(self.gazetteer, article) if self.gazetteer else article
+        if self.gazetteer is None:
+            return list(tagged)
+        return [geocode_article(self.gazetteer, a) for a in tagged]
 
 
 def process_html(

@@ -20,7 +20,7 @@ from transforms.dead_letters import dead_letter_paths, read_dead_letter_file, wr
 from transforms.sinks import SUPERSEDED, bulk_index
 
 TRANSIENT = "unavailable"
-SINK_STAGES = ("index", "stats")  # the articles sink and the ingestion-health sink
+SINK_STAGES = ("index", "stats", "stories")  # the articles, ingestion-health, stories sinks
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The streaming pipeline, top to bottom: poll -> dedupe -> fetch -> extract ->
-normalise -> tag entities -> write to Elasticsearch; every stage's failures go to
+normalise -> tag entities -> assign stories -> write to Elasticsearch; every stage's failures go to
 one dead-letter sink, and every stage's throughput is counted per source and window
 into the ingestion-health index.
 """
@@ -10,6 +10,7 @@ import apache_beam as beam
 
 from pipeline.config import Settings
 from pipeline.elastic import stats_index_name
+from transforms.assign_stories import AssignStories
 from transforms.dead_letters import WriteDeadLetters
 from transforms.dedupe import DropSeenItems, MergeFeeds
 from transforms.enrich import TagEntities
@@ -34,17 +35,21 @@ def build_stream(pipeline: beam.Pipeline, settings: Settings, duration: float | 
         | "FetchPages" >> FetchPages(settings.fetch)
     )
     articles = pages.pages | "ExtractArticles" >> ExtractArticles(settings.extract.backend)
-    written = (
+    stories = (
         articles.articles
         | "MergeFeeds" >> MergeFeeds(ttl)
         | "NormalizeText" >> NormalizeArticles(settings.max_body_chars)
         | "TagEntities" >> TagEntities(settings.enrich)
-        | "WriteToElasticsearch" >> WriteToElasticsearch(settings.elasticsearch, warm_up=True)
+        | "AssignStories" >> AssignStories(settings.stories, settings.elasticsearch)
+    )
+    written = stories["articles"] | "WriteToElasticsearch" >> WriteToElasticsearch(
+        settings.elasticsearch, warm_up=True
     )
     failures = (
         polled["dead_letter"],
         pages.dead_letter,
         articles.dead_letter,
+        stories["dead_letter"],
         written.dead_letter,
     ) | "AllFailures" >> beam.Flatten()
     if settings.stats.enabled:  # per-source counts of every stage, per time window

@@ -77,6 +77,9 @@ class Article:
     entity_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     locations: list[dict[str, float]] = field(default_factory=list)
     countries: list[str] = field(default_factory=list)
+    story_id: str | None = None  # the first article of its story (transforms/stories.py)
+    duplicate_of: str | None = None  # the earliest article it (nearly) copies
+    copy_group: str | None = None  # the root of its copies: duplicate_of, else its own id
 
     @property
     def doc_id(self) -> str:
@@ -87,6 +90,14 @@ class Article:
     def content_hash(self) -> str:
         """Return a hash of the normalised body, to spot the same text under two URLs."""
         return hashlib.sha256(self.body_normalized.encode("utf-8")).hexdigest()
+
+    @property
+    def story_time(self) -> datetime:
+        """Return the time stories order it by: its publish date (never after its fetch
+        time: a date in the future would close every open story), else its fetch time."""
+        if self.published_at is None:
+            return self.fetched_at
+        return min(self.published_at, self.fetched_at)
 
     def replace(self, **changes: Any) -> Article:
         """Return a copy with ``changes`` applied (stages never mutate their input)."""

@@ -9,7 +9,9 @@ Within a document a name seen under two labels takes the label it has most often
 short form of a person's name ("al-Abadi") counts as the longest form it abbreviates
 ("Haider al-Abadi"), and a frequent alias (``configs/entities/aliases.yaml``: "UN", "EU")
 as its canonical name. Places are canonicalised later, by the gazetteer
-(:mod:`transforms.geocode`).
+(:mod:`transforms.geocode`). An exact copy (same ``content_hash``, as a wire story
+republished verbatim) reuses the entities its worker found in the original: NER is the
+costliest stage.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import functools
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -178,6 +180,14 @@ def tag_entities(
         yield article.replace(entities=entities, entity_counts=counts)
 
 
+SEEN_BODIES = 10_000  # bodies whose entities a worker remembers, for exact copies
+COPY_MIN_WORDS = 50  # shorter bodies (a teaser, a caption) say too little to share entities
+
+
+def _copyable(article: Article) -> bool:
+    return article.word_count >= COPY_MIN_WORDS
+
+
 class TagEntitiesDoFn(BatchingDoFn):
     """Article -> Article with entities, tagged in batches; the model loads once per worker."""
 
@@ -187,10 +197,13 @@ class TagEntitiesDoFn(BatchingDoFn):
         # Read here, on the launching side, so the table travels to every worker with the DoFn.
         self.aliases = load_aliases(settings.aliases_file)
         self.tagged = Metrics.counter("wirestream", "articles_enriched")
+        self.reused = Metrics.counter("wirestream", "entities_reused")
         self.batch_ms = Metrics.distribution("wirestream", "enrich_batch_ms")
 
     def setup(self) -> None:
         self.nlp = load_model(self.settings.spacy_model)
+        # Per worker: a copy tagged by another worker is tagged again, which costs time only.
+        self.seen: OrderedDict[str, tuple[dict, dict]] = OrderedDict()
 
     def handle_batch(self, batch: list[WindowedValue]) -> Iterator[WindowedValue]:
         started = time.perf_counter()
@@ -207,10 +220,24 @@ class TagEntitiesDoFn(BatchingDoFn):
 
     def _tag(self, articles: list[Article]) -> Iterator[Article]:
         settings = self.settings
-        for article in tag_entities(
-            self.nlp, articles, settings.max_chars, settings.batch_size, self.aliases
-        ):
+        known = {i: self.seen.get(a.content_hash) for i, a in enumerate(articles) if _copyable(a)}
+        fresh = [a for i, a in enumerate(articles) if known.get(i) is None]
+        tagged = iter(
+            tag_entities(self.nlp, fresh, settings.max_chars, settings.batch_size, self.aliases)
+        )
+        for i, article in enumerate(articles):
+            reused = known.get(i)
+            if reused is not None:  # an exact copy: its original's entities, without NER
+                self.reused.inc()
+                self.seen.move_to_end(article.content_hash)
+                yield article.replace(entities=reused[0], entity_counts=reused[1])
+                continue
+            article = next(tagged)
             self.tagged.inc()
+            if _copyable(article):
+                self.seen[article.content_hash] = (article.entities, article.entity_counts)
+                if len(self.seen) > SEEN_BODIES:
+                    self.seen.popitem(last=False)
             yield article
 
     def _tag_one(self, article: Article) -> Article:

@@ -167,3 +167,29 @@ class BackfillSettings(StrictModel):
     @classmethod
     def _lowercase(cls, values: list[str]) -> list[str]:
         return [v.strip().lower() for v in values if v.strip()]
+
+
+class StoriesSettings(StrictModel):
+    """Syndicated copies and story clusters (``transforms/stories.py``)."""
+
+    enabled: bool = True
+    window_hours: float = Field(
+        72.0, gt=0, description="a story closes this long after its last article"
+    )
+    # Chosen on the development sets by bench/stories.py (see docs/stories.md).
+    threshold: float = Field(
+        0.2, gt=0, description="least similarity for an article to join an open story"
+    )
+    short_threshold: float = Field(
+        0.1, gt=0, description="the same for an article whose body has under 50 words"
+    )
+    entity_weight: float = Field(
+        0.4, ge=0, le=1, description="share of entity overlap in the similarity (rest: text)"
+    )
+    copy_threshold: float = Field(
+        0.5, gt=0, le=1, description="least estimated Jaccard of word shingles for a copy"
+    )
+    batch_size: int = Field(100, gt=0, description="articles per stateful clustering step")
+    max_wait_seconds: float = Field(
+        5.0, gt=0, description="longest an article waits for its story (stream)"
+    )

@@ -91,6 +91,10 @@ def to_document(article: Article) -> dict[str, Any]:
         "entity_counts": article.entity_counts,
         "locations": article.locations,
         "countries": article.countries,
+        "story_time": _iso(article.story_time),
+        "story_id": article.story_id,
+        "duplicate_of": article.duplicate_of,
+        "copy_group": article.copy_group,
     }
 
 

@@ -141,7 +141,7 @@ def panel_query(panel: Panel) -> dict[str, Any]:
         }
         return {"size": 0, "query": {"bool": {"filter": filters}}, "aggs": aggs}
     leaf: dict[str, Any] = (
-        {"items": {"sum": {"field": panel.metric_field}}} if panel.metric_field else {}
+        {"items": {panel.metric: {"field": panel.metric_field}}} if panel.metric_field else {}
     )
     aggs = leaf
     for depth, bucket in reversed(list(enumerate(panel.buckets))):
@@ -196,7 +196,7 @@ def check_panel(client: Elasticsearch, panel: Panel, index: str, label: str) -> 
 
 def check_live(client: Elasticsearch, names: Names) -> list[Result]:
     """Return one result per saved search and per dashboard panel, against live data."""
-    indices = {"articles": names.articles, "stats": names.stats}
+    indices = {"articles": names.articles, "stats": names.stats, "stories": names.stories}
     results = []
     for key, spec in SEARCHES.items():
         label = f"search: {spec.title}"

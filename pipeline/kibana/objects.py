@@ -46,7 +46,7 @@ class Bucket:
 
     @property
     def is_date(self) -> bool:
-        return self.field in ("published_at", "fetched_at", "@timestamp")
+        return self.field in ("published_at", "fetched_at", "@timestamp", "first_seen")
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,11 @@ class Panel:
     """One dashboard panel; ``chart`` decides the Lens visualisation (or map/search)."""
 
     title: str
-    view: Literal["articles", "stats"]
+    view: Literal["articles", "stats", "stories"]
     chart: Literal["bar_stacked", "line", "bar_horizontal", "donut", "table", "map", "search"]
     buckets: tuple[Bucket, ...] = ()
-    metric: Literal["count", "sum"] = "count"  # sum of the stats documents' ``count``
+    metric: Literal["count", "sum", "max"] = "count"  # of ``metric_of`` unless count
+    metric_of: str = "count"  # the stats documents' ``count``, a story's ``source_count``
     where: tuple[tuple[str, str], ...] = ()  # field == value filters
     search: str = ""  # chart == "search": the saved search's key in SEARCHES
     allow_empty: str = ""  # why no buckets is fine on healthy data (checked, not failed)
@@ -66,7 +67,7 @@ class Panel:
 
     @property
     def metric_field(self) -> str | None:
-        return "count" if self.metric == "sum" else None
+        return None if self.metric == "count" else self.metric_of
 
     @property
     def fields(self) -> list[str]:
@@ -99,12 +100,14 @@ class Names:
 
     articles: str = "news"  # the alias
     stats: str = "news-stats"
+    stories: str = "news-stories"
     entity: str = DEFAULT_ENTITY
 
 
 VIEWS = {
     "articles": ("wirestream-news", "wirestream articles", "published_at"),
     "stats": ("wirestream-stats", "wirestream ingestion health", "@timestamp"),
+    "stories": ("wirestream-stories", "wirestream stories", "first_seen"),
 }
 SEARCHES = {
     "latest": SavedSearch(
@@ -122,6 +125,8 @@ SOURCE, STAGE = Bucket("source", "Source"), Bucket("stage", "Stage", 5)
 FEED, LANGUAGE = Bucket("publisher", "Feed"), Bucket("language", "Language", 20)
 PEOPLE, ORGS = Bucket("entities.people", "Person"), Bucket("entities.organizations", "Organisation")
 PLACES = Bucket("entities.places", "Place")
+FIRST_SEEN, STORY_TITLE = Bucket("first_seen", "First seen"), Bucket("title.keyword", "Story")
+STORY = Bucket("story_id", "Story id", 15)
 DASHBOARDS = {
     "news-overview": Dashboard(
         "News overview",
@@ -170,6 +175,38 @@ DASHBOARDS = {
                 height=20,
             ),
             Panel("Top countries", "articles", "bar_horizontal", (Bucket("countries", "Country"),)),
+        ),
+    ),
+    "stories": Dashboard(
+        "Stories",
+        "Stories across outlets: the biggest by number of sources, a story's timeline and "
+        "outlets (click a story id to filter every panel to it), and syndicated copies.",
+        (
+            Panel(
+                "Biggest stories over time by number of sources",
+                "stories",
+                "bar_stacked",
+                (FIRST_SEEN, STORY_TITLE),
+                "max",
+                "source_count",
+            ),
+            Panel(
+                "Biggest stories: id, title, sources",
+                "stories",
+                "table",
+                (STORY, Bucket(STORY_TITLE.field, STORY_TITLE.label, 1)),
+                "max",
+                "source_count",
+            ),
+            Panel("A story's timeline by outlet", "articles", "bar_stacked", (WHEN, SOURCE)),
+            Panel("Outlets per story", "articles", "table", (STORY, SOURCE)),
+            Panel(
+                "Syndication: articles per original (its copies and itself)",
+                "articles",
+                "bar_horizontal",
+                (Bucket("copy_group", "Original", 15),),
+                width=48,
+            ),
         ),
     ),
     "ingestion-health": Dashboard(
@@ -235,7 +272,7 @@ def _ref(name: str, kind: str, oid: str) -> dict:
 def data_view(key: str, names: Names) -> dict:
     """Return the data view (``index-pattern``) over the articles alias or the stats index."""
     oid, name, time_field = VIEWS[key]
-    title = names.articles if key == "articles" else names.stats
+    title = {"articles": names.articles, "stats": names.stats, "stories": names.stories}[key]
     attributes = {
         "title": title,
         "name": name,
@@ -279,12 +316,12 @@ def saved_search(key: str, names: Names) -> dict:
 def _lens_columns(panel: Panel, layer: str) -> tuple[dict[str, dict], list[str], str]:
     """Return (columns by id, bucket column ids, metric column id) of a panel's layer."""
     metric_id = _id(layer, "metric")
-    if panel.metric == "sum":
+    if panel.metric != "count":
         metric = {
-            "label": "Items",
+            "label": "Items" if panel.metric_of == "count" else "Sources",
             "dataType": "number",
-            "operationType": "sum",
-            "sourceField": "count",
+            "operationType": panel.metric,
+            "sourceField": panel.metric_of,
             "isBucketed": False,
             "scale": "ratio",
             "params": {"emptyAsNull": True},

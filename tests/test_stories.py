@@ -1,0 +1,184 @@
+"""Stories and syndicated copies on real news text (ECB+ documents of real events):
+the clusterer, its window, its restart, and ``wirestream stories``."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.config import REPO_ROOT
+from pipeline.stories import assign_rows, story_inputs
+from tests.support.stories import ecbplus, event, row
+from transforms.settings import EnrichSettings, StoriesSettings
+from transforms.stories import clusterer_of
+
+
+@pytest.fixture(scope="module")
+def enrichment():
+    from pipeline.pages import Enrichment
+
+    return Enrichment(EnrichSettings())
+
+
+def _edited(original: dict, doc_id: str, hours: float, source: str) -> dict:
+    """Return a republisher's copy: another first paragraph and a footer, later."""
+    body = original["body"].split("\n")
+    return {
+        **original,
+        "id": doc_id,
+        "source": source,
+        "url": f"https://{source}/{doc_id}",
+        "published_at": original["published_at"].replace("T08", f"T{8 + int(hours):02d}"),
+        "body": "\n".join(["Republished with permission.", *body[1:], "Share this story."]),
+    }
+
+
+def test_copies_join_their_original_and_share_its_group(shared_dir):
+    first, second = event(shared_dir, "2_ecbplus", 2)
+    original = row(first, 0, "wire.example")
+    verbatim = {**original, "id": "verbatim", "source": "daily.example"}
+    verbatim["published_at"] = original["published_at"].replace("T08", "T10")
+    edited = _edited(original, "edited", 3, "weekly.example")
+    other = row(second, 1, "other.example")
+    rows = [edited, verbatim, original, other]
+
+    assigned = assign_rows(rows, clusterer_of(StoriesSettings()), None)
+
+    assert [a.doc_id for a in assigned] == [r["id"] for r in rows]  # input order
+    by_id = {a.doc_id: a for a in assigned}
+    assert by_id["verbatim"].duplicate_of == first["doc_id"]
+    assert by_id["edited"].duplicate_of == first["doc_id"]
+    assert {by_id[i].copy_group for i in ("verbatim", "edited", first["doc_id"])} == {
+        first["doc_id"]
+    }
+    assert by_id[first["doc_id"]].duplicate_of is None
+    assert by_id[second["doc_id"]].duplicate_of is None  # same event, not a copy
+    assert by_id[second["doc_id"]].copy_group == second["doc_id"]
+    assert {by_id[i].story_id for i in ("verbatim", "edited")} == {first["doc_id"]}
+
+
+def test_one_event_from_several_outlets_is_one_story_apart_from_its_twin(shared_dir, enrichment):
+    reports = event(shared_dir, "29_ecbplus", 4)
+    twin = event(shared_dir, "29_ecb", 2)  # the same kind of event, another one
+    # the news of the same hours: 150 reports of other events (as a stream sees them)
+    others = [d for d in ecbplus(shared_dir) if d["topic"] >= 30][:150]
+    rows = [row(d, 0.01 * i, f"background{i % 7}.example") for i, d in enumerate(others)]
+    rows += [row(d, 2 * i + 1, f"outlet{i}.example") for i, d in enumerate(reports)]
+    rows += [row(d, 2 * i + 2, f"other{i}.example") for i, d in enumerate(twin)]
+    clusterer = clusterer_of(StoriesSettings())
+
+    assigned = {a.doc_id: a for a in assign_rows(rows, clusterer, enrichment)}
+
+    story = {assigned[d["doc_id"]].story_id for d in reports}
+    assert story == {reports[0]["doc_id"]}  # the first report names the story
+    assert not story & {assigned[d["doc_id"]].story_id for d in twin}
+    (document,) = [d for d in clusterer.take_touched() if d["story_id"] == reports[0]["doc_id"]]
+    assert document["size"] == 4 and document["source_count"] == 4
+    assert document["first_seen"].startswith("2026-03-02T09:00")
+    assert document["last_seen"].startswith("2026-03-02T15:00")
+    assert document["title"] == rows[len(others)]["title"]
+    assert document["people"] or document["organizations"] or document["places"]
+
+
+def test_a_story_closes_a_window_after_its_last_article_and_is_forgotten(shared_dir):
+    first, second = event(shared_dir, "2_ecbplus", 2)
+    clusterer = clusterer_of(StoriesSettings(window_hours=24))
+    rows = [row(first, 0, "a.example"), row(second, 30, "b.example")]
+    (early,), (late,) = (story_inputs([r], None) for r in rows)
+
+    clusterer.assign(early)
+    clusterer.take_touched()
+    assigned = clusterer.assign(late)
+
+    assert assigned.story_id == second["doc_id"]  # the first story had closed
+    assert clusterer.open_stories() == 1
+    assert first["doc_id"] not in clusterer.member_of
+    assert first["doc_id"] not in clusterer.signatures
+    assert all(second["doc_id"] in ids or not ids for ids in clusterer.postings.values())
+    written = clusterer.take_touched()
+    assert [d["story_id"] for d in written] == [second["doc_id"]]  # closed one already written
+
+
+def test_closing_writes_a_story_changed_since_the_last_write(shared_dir):
+    first, second = event(shared_dir, "2_ecbplus", 2)
+    clusterer = clusterer_of(StoriesSettings(window_hours=24))
+    early, late = story_inputs([row(first, 0, "a.example"), row(second, 30, "b.example")], None)
+    clusterer.assign(early)
+    clusterer.assign(late)  # closes the first story before anyone took its document
+    assert [d["story_id"] for d in clusterer.take_touched()] == [
+        first["doc_id"],
+        second["doc_id"],
+    ]
+
+
+def _mixed_rows(shared_dir) -> list[dict]:
+    docs = event(shared_dir, "29_ecbplus", 4) + event(shared_dir, "43_ecbplus", 3)
+    docs += event(shared_dir, "19_ecb", 3)
+    random.Random(7).shuffle(docs)
+    return [row(d, i, f"s{i % 3}.example") for i, d in enumerate(docs)]
+
+
+def test_a_restarted_clusterer_continues_every_story(shared_dir):
+    items = story_inputs(_mixed_rows(shared_dir), None)
+    whole_run = clusterer_of(StoriesSettings())
+    continuous = [whole_run.assign(i) for i in items]
+    before, after = items[:5], items[5:]
+
+    restarted = clusterer_of(StoriesSettings())
+    for item, assigned in zip(before, continuous[:5], strict=True):  # read back in time order
+        restarted.restore(item, assigned.story_id, assigned.copy_group)
+    assert restarted.take_touched() == []  # restoring writes nothing
+    resumed = [restarted.assign(i) for i in after]
+
+    assert resumed == continuous[5:]
+    assert len({a.story_id for a in continuous}) >= 3
+
+
+def test_an_article_seen_again_keeps_its_story(shared_dir):
+    first, second = event(shared_dir, "2_ecbplus", 2)
+    items = story_inputs([row(first, 0, "a.example"), row(second, 1, "b.example")], None)
+    clusterer = clusterer_of(StoriesSettings())
+    assigned = [clusterer.assign(i) for i in items]
+    again = clusterer.assign(items[0])
+    assert again == assigned[0]
+    assert sum(s.size for s in clusterer.stories.values()) == 2
+
+
+def _cli(path, seed: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "stories", str(path), "--no-entities"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONHASHSEED": seed},
+    )
+
+
+def test_cli_prints_each_article_in_input_order_the_same_in_every_process(shared_dir, tmp_path):
+    rows = _mixed_rows(shared_dir)
+    rows[3].pop("published_at")  # missing fields are allowed
+    rows[4].pop("id")
+    path = tmp_path / "articles.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    first, second = _cli(path, "1"), _cli(path, "2")
+
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout  # deterministic: no hash order leaks in
+    lines = [json.loads(line) for line in first.stdout.splitlines()]
+    assert len(lines) == len(rows)
+    assert all(set(line) == {"id", "story_id", "duplicate_of"} for line in lines)
+    assert [line["id"] for line in lines][:4] == [r["id"] for r in rows[:4]]
+    stories = {line["story_id"] for line in lines}
+    assert 3 <= len(stories) < len(rows)
+    assert stories <= {line["id"] for line in lines}  # a story is named by an article
+
+    path.write_text(path.read_text() + "{not json\n")
+    bad = _cli(path, "1")
+    assert bad.returncode == 2 and f"line {len(rows) + 1}: not JSON" in bad.stderr

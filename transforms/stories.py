@@ -1,0 +1,451 @@
+"""Syndicated copies and story clusters, assigned one article at a time.
+
+``StoryClusterer`` sees articles in time order and gives each three fields:
+
+- ``duplicate_of``: the earliest article whose body it (nearly) repeats: MinHash
+  signatures (datasketch) over word shingles of ``body_normalized``, LSH bands for
+  candidates, estimated Jaccard at least ``copy_threshold``;
+- ``copy_group``: the root of its copies (its own id when it copies nothing), so an
+  index can count copies per original;
+- ``story_id``: the id of the first article of the most similar *open* story (one
+  whose last article is at most ``window`` old), when the similarity reaches
+  ``threshold``; else its own id, starting a story. Similarity blends the cosine of
+  TF-IDF vectors (article against the story's summed vector) with the cosine of
+  their entity sets (people, organisations, places, IDF-weighted too).
+
+IDF is counted as articles arrive, in a fixed table of hashed terms (bounded memory,
+no corpus to ship). Stories close ``window`` after their last article and are then
+forgotten, with their members and signatures: memory follows the number of open
+stories, not the length of the run. The same object runs in ``wirestream stories``,
+in the stream's stateful step and in the backfill's pass over the index, so
+thresholds chosen with the CLI are the pipeline's.
+
+Written by hand: the libraries that cluster (scikit-learn, river) cluster a fixed set
+or have no time window, deterministic ids or entity overlap.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import zlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+from spacy.lang.en.stop_words import STOP_WORDS
+
+from transforms.article import Article
+from transforms.settings import StoriesSettings
+
+NUM_PERM = 64
+SCHEME = "affine32"  # datasketch 2: 32-bit hash values, so a signature is 64 uint32
+SHINGLE = 5  # words per shingle: 5-word runs are rare across different reports
+IDF_BUCKETS = 1 << 18
+DOC_TERMS = 80  # an article's vector keeps its heaviest terms
+STORY_TERMS = 300  # a story's summed vector too
+TITLE_WEIGHT = 2  # a title word counts as this many body words
+# A body this short (a headline, a teaser) shares few words with anything: its cosine
+# with a story is lower for the same relatedness, so it has a threshold of its own.
+SHORT_WORDS = 50
+STORY_ENTITY_TYPES = ("people", "organizations", "places")
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class StoryInput:
+    """What clustering needs of an article."""
+
+    doc_id: str
+    time: datetime | None
+    title_normalized: str = ""
+    body_normalized: str = ""
+    source: str = ""
+    title: str = ""
+    entities: dict[str, list[str]] = field(default_factory=dict)
+    countries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Where an article went."""
+
+    doc_id: str
+    story_id: str
+    duplicate_of: str | None
+    copy_group: str
+
+
+def words(text: str) -> list[str]:
+    """Return the word tokens of normalised ``text`` (punctuation tokens dropped)."""
+    return [t for t in text.split() if any(c.isalnum() for c in t)]
+
+
+def content_terms(text: str) -> list[str]:
+    """Return the words of ``text`` that carry content: no stop words, numbers or clitics."""
+    return [
+        t
+        for t in words(text)
+        if len(t) > 1 and t not in STOP_WORDS and not t.replace(",", "").replace(".", "").isdigit()
+    ]
+
+
+def signature(text: str) -> np.ndarray | None:
+    """Return the MinHash of ``text``'s word shingles (uint32), or None when too short."""
+    tokens = words(text)
+    if len(tokens) < SHINGLE * 4:  # a few words say nothing about copying
+        return None
+    shingles = {
+        " ".join(tokens[i : i + SHINGLE]).encode() for i in range(len(tokens) - SHINGLE + 1)
+    }
+    minhash = MinHash(num_perm=NUM_PERM, seed=1, scheme=SCHEME)
+    minhash.update_batch(list(shingles))
+    return minhash.hashvalues.astype(np.uint32)
+
+
+def _bucket(term: str) -> int:
+    return zlib.crc32(term.encode()) % IDF_BUCKETS
+
+
+def _normalized(weights: dict[str, float], keep: int) -> dict[str, float]:
+    top = heapq.nlargest(keep, weights.items(), key=lambda kv: kv[1])
+    norm = math.sqrt(sum(w * w for _, w in top)) or 1.0
+    return {t: w / norm for t, w in top}
+
+
+def _cosine(doc: dict[str, float], summed: dict[str, float], norm: float) -> float:
+    if not doc or norm == 0:
+        return 0.0
+    return sum(w * summed.get(t, 0.0) for t, w in doc.items()) / norm
+
+
+@dataclass
+class Story:
+    """An open story: its summed vectors and what its index document shows."""
+
+    story_id: str
+    title: str
+    first_seen: datetime | None
+    last_seen: datetime | None
+    terms: dict[str, float] = field(default_factory=dict)
+    entity_terms: dict[str, float] = field(default_factory=dict)
+    size: int = 0
+    copies: int = 0
+    sources: Counter = field(default_factory=Counter)
+    entities: dict[str, Counter] = field(default_factory=dict)
+    countries: Counter = field(default_factory=Counter)
+    members: list[str] = field(default_factory=list)
+
+    norms: tuple[float, float] | None = None  # of terms and entity_terms, until changed
+
+    def vector_norms(self) -> tuple[float, float]:
+        """Return the lengths of the summed text and entity vectors."""
+        if self.norms is None:
+            self.norms = (
+                math.sqrt(sum(w * w for w in self.terms.values())),
+                math.sqrt(sum(w * w for w in self.entity_terms.values())),
+            )
+        return self.norms
+
+    def add(self, item: StoryInput, vector: dict[str, float], entity_vector: dict[str, float]):
+        self.size += 1
+        self.norms = None
+        self.members.append(item.doc_id)
+        if item.time and (self.last_seen is None or item.time > self.last_seen):
+            self.last_seen = item.time
+        if item.time and (self.first_seen is None or item.time < self.first_seen):
+            self.first_seen = item.time
+        for target, added, keep in (
+            (self.terms, vector, STORY_TERMS),
+            (self.entity_terms, entity_vector, STORY_TERMS),
+        ):
+            for term, weight in added.items():
+                target[term] = target.get(term, 0.0) + weight
+            if len(target) > keep * 2:  # prune now and then, not on every article
+                kept = dict(heapq.nlargest(keep, target.items(), key=lambda kv: kv[1]))
+                target.clear()
+                target.update(kept)
+        if item.source:
+            self.sources[item.source] += 1
+        for kind in STORY_ENTITY_TYPES:
+            self.entities.setdefault(kind, Counter()).update(
+                sorted(set(item.entities.get(kind, [])))
+            )
+        self.countries.update(sorted(set(item.countries)))
+
+    def document(self) -> dict[str, Any]:
+        """Return the story's document for the stories index."""
+
+        def top(counter: Counter, n: int = 10) -> list[str]:
+            return [value for value, _ in counter.most_common(n)]
+
+        return {
+            "story_id": self.story_id,
+            "title": self.title,
+            "size": self.size,
+            "copies": self.copies,
+            "sources": top(self.sources, 100),
+            "source_count": len(self.sources),
+            "first_seen": _iso(self.first_seen),
+            "last_seen": _iso(self.last_seen),
+            "people": top(self.entities.get("people", Counter())),
+            "organizations": top(self.entities.get("organizations", Counter())),
+            "places": top(self.entities.get("places", Counter())),
+            "countries": top(self.countries, 20),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(timezone.utc).isoformat() if value else None
+
+
+@dataclass
+class _Copyable:
+    """What the copy index remembers of an article: its time and its copy group."""
+
+    time: datetime | None
+    group: str
+    story_id: str
+
+
+class StoryClusterer:
+    """Assigns stories and copies to articles seen in time order; see the module doc."""
+
+    def __init__(
+        self,
+        window: timedelta = timedelta(hours=72),
+        threshold: float = 0.2,
+        entity_weight: float = 0.4,
+        copy_threshold: float = 0.5,
+        short_threshold: float = 0.1,
+    ) -> None:
+        self.window = window
+        self.threshold = threshold
+        self.short_threshold = short_threshold
+        self.entity_weight = entity_weight
+        self.copy_threshold = copy_threshold
+        self.df = np.zeros(IDF_BUCKETS, dtype=np.uint32)
+        self.docs = 0
+        self.stories: dict[str, Story] = {}
+        self.postings: dict[str, set[str]] = {}  # term -> open stories holding it
+        self.member_of: dict[str, str] = {}  # article -> story, for articles seen again
+        self.lsh = MinHashLSH(threshold=copy_threshold, num_perm=NUM_PERM)
+        self.signatures: dict[str, tuple[np.ndarray, _Copyable]] = {}
+        self.now: datetime | None = None  # the newest article's time
+        self.closed_at: datetime | None = None  # when old stories were last closed
+        self.touched: set[str] = set()  # stories changed since the last take_touched
+        self.closed: list[dict[str, Any]] = []  # documents of those closed since
+
+    # --- features ------------------------------------------------------------------
+
+    def _idf(self, term: str) -> float:
+        return math.log((1 + self.docs) / (1 + int(self.df[_bucket(term)]))) + 1.0
+
+    def _count(self, terms: Iterable[str]) -> None:
+        self.docs += 1
+        for term in set(terms):
+            self.df[_bucket(term)] += 1
+
+    def vectors(self, item: StoryInput) -> tuple[dict[str, float], dict[str, float]]:
+        """Return the article's TF-IDF vector and its entity vector (both unit length)."""
+        terms = content_terms(item.title_normalized) * TITLE_WEIGHT + content_terms(
+            item.body_normalized
+        )
+        entity_terms = [
+            f"{kind[0]}:{value}"
+            for kind in STORY_ENTITY_TYPES
+            for value in sorted(set(item.entities.get(kind, [])))
+        ]
+        self._count([*terms, *entity_terms])
+        counts = Counter(terms)
+        vector = {t: (1 + math.log(n)) * self._idf(t) for t, n in counts.items()}
+        entity_vector = {t: self._idf(t) for t in entity_terms}
+        return _normalized(vector, DOC_TERMS), _normalized(entity_vector, DOC_TERMS)
+
+    # --- assignment ----------------------------------------------------------------
+
+    def assign(self, item: StoryInput) -> Assignment:
+        """Return the article's story and copy fields, and remember it."""
+        if item.time and (self.now is None or item.time > self.now):
+            self.now = item.time
+            if self.closed_at is None or self.now - self.closed_at >= self.window / 100:
+                self._close_old()
+        known = self.member_of.get(item.doc_id)
+        if known is not None:  # seen before (another feed's copy, a restart): same story
+            copy = self.signatures.get(item.doc_id)
+            group = copy[1].group if copy else item.doc_id
+            return Assignment(item.doc_id, known, None if group == item.doc_id else group, group)
+        vector, entity_vector = self.vectors(item)
+        sig = signature(item.body_normalized)
+        original = self._original_of(sig)
+        if original is not None:
+            story_id, group = original.story_id, original.group
+        else:
+            story_id, group = self._best_story(item, vector, entity_vector), item.doc_id
+        return self._join(item, story_id, group, vector, entity_vector, sig)
+
+    def restore(self, item: StoryInput, story_id: str, copy_group: str | None) -> None:
+        """Remember an article assigned earlier (a restarted stream reading its open
+        stories back from the index), in any order, so later articles join its story."""
+        if item.time and (self.now is None or item.time > self.now):
+            self.now = item.time
+        if item.doc_id in self.member_of:
+            return
+        vector, entity_vector = self.vectors(item)
+        self._join(
+            item,
+            story_id,
+            copy_group or item.doc_id,
+            vector,
+            entity_vector,
+            signature(item.body_normalized),
+        )
+        self.touched.discard(story_id)
+
+    def _join(
+        self,
+        item: StoryInput,
+        story_id: str,
+        group: str,
+        vector: dict[str, float],
+        entity_vector: dict[str, float],
+        sig: np.ndarray | None,
+    ) -> Assignment:
+        story = self.stories.get(story_id)
+        if story is None:
+            story = self.stories[story_id] = Story(story_id, item.title, item.time, item.time)
+        elif item.doc_id == story_id:  # restored out of order: the first article's title
+            story.title = item.title
+        story.add(item, vector, entity_vector)
+        if group != item.doc_id:
+            story.copies += 1
+        for term in (*vector, *entity_vector):
+            self.postings.setdefault(term, set()).add(story_id)
+        self.member_of[item.doc_id] = story_id
+        if sig is not None:
+            self.signatures[item.doc_id] = (sig, _Copyable(item.time, group, story_id))
+            self.lsh.insert(item.doc_id, self._minhash(sig), check_duplication=False)
+        self.touched.add(story_id)
+        return Assignment(item.doc_id, story_id, group if group != item.doc_id else None, group)
+
+    def _minhash(self, sig: np.ndarray) -> MinHash:
+        return MinHash(num_perm=NUM_PERM, seed=1, hashvalues=sig.astype(np.uint64), scheme=SCHEME)
+
+    def _original_of(self, sig: np.ndarray | None) -> _Copyable | None:
+        if sig is None:
+            return None
+        best: tuple[float, str] | None = None
+        for key in self.lsh.query(self._minhash(sig)):
+            other, _ = self.signatures[key]
+            similarity = float(np.mean(other == sig))
+            if similarity >= self.copy_threshold and (best is None or similarity > best[0]):
+                best = (similarity, key)
+        return self.signatures[best[1]][1] if best else None
+
+    def _best_story(
+        self, item: StoryInput, vector: dict[str, float], entity_vector: dict[str, float]
+    ) -> str:
+        candidates: set[str] = set()
+        for term in (*heapq.nlargest(20, vector, key=vector.__getitem__), *entity_vector):
+            candidates |= self.postings.get(term, set())
+        short = len(words(item.body_normalized)) < SHORT_WORDS
+        best, best_score = item.doc_id, self.short_threshold if short else self.threshold
+        text_weight = 1.0 - self.entity_weight if entity_vector else 1.0
+        for story_id in sorted(candidates):
+            story = self.stories.get(story_id)
+            if story is None or not self._open(story, item.time):
+                continue
+            text_norm, entity_norm = story.vector_norms()
+            score = text_weight * _cosine(vector, story.terms, text_norm)
+            if entity_vector and self.entity_weight:
+                score += self.entity_weight * _cosine(
+                    entity_vector, story.entity_terms, entity_norm
+                )
+            if score >= best_score:
+                best, best_score = story_id, score
+        return best
+
+    def _open(self, story: Story, time: datetime | None) -> bool:
+        if time is None or story.last_seen is None:
+            return True
+        return abs(time - story.last_seen) <= self.window
+
+    def _close_old(self) -> None:
+        """Forget stories whose last article is more than a window older than the newest."""
+        assert self.now is not None
+        self.closed_at = self.now
+        horizon = self.now - self.window
+        closed = [
+            s for s in self.stories.values() if s.last_seen is not None and s.last_seen < horizon
+        ]
+        if not closed:
+            return
+        ids = {s.story_id for s in closed}
+        for story in closed:
+            if story.story_id in self.touched:  # its last change is not written yet
+                self.touched.discard(story.story_id)
+                self.closed.append(story.document())
+            del self.stories[story.story_id]
+            for member in story.members:
+                self.member_of.pop(member, None)
+                if member in self.signatures:
+                    del self.signatures[member]
+                    self.lsh.remove(member)
+        for term in list(self.postings):
+            self.postings[term] -= ids
+            if not self.postings[term]:
+                del self.postings[term]
+
+    def take_touched(self) -> list[dict[str, Any]]:
+        """Return the documents of the stories changed since the last call (closed ones
+        too, as they were when they closed)."""
+        touched, self.touched = self.touched, set()
+        closed, self.closed = self.closed, []
+        return closed + [self.stories[s].document() for s in sorted(touched) if s in self.stories]
+
+    def open_stories(self) -> int:
+        return len(self.stories)
+
+
+def clusterer_of(settings: StoriesSettings) -> StoryClusterer:
+    """Return an empty clusterer with ``settings``' window and thresholds."""
+    return StoryClusterer(
+        timedelta(hours=settings.window_hours),
+        settings.threshold,
+        settings.entity_weight,
+        settings.copy_threshold,
+        settings.short_threshold,
+    )
+
+
+def cluster(items: list[StoryInput], clusterer: StoryClusterer | None = None) -> list[Assignment]:
+    """Return each item's assignment, in input order; items are seen by time, then input
+    order (undated ones first)."""
+    clusterer = clusterer or StoryClusterer()
+    order = sorted(range(len(items)), key=lambda i: (_sort_time(items[i].time), i))
+    assigned: dict[int, Assignment] = {}
+    for index in order:
+        assigned[index] = clusterer.assign(items[index])
+    return [assigned[i] for i in range(len(items))]
+
+
+def _sort_time(time: datetime | None) -> float:
+    return (time - EPOCH).total_seconds() if time else 0.0
+
+
+def story_input(article: Article, doc_id: str | None = None) -> StoryInput:
+    """Return what clustering needs of a normalised (and tagged) article."""
+    return StoryInput(
+        doc_id=doc_id or article.doc_id,
+        time=article.story_time,
+        title_normalized=article.title_normalized,
+        body_normalized=article.body_normalized,
+        source=article.source,
+        title=article.title,
+        entities=article.entities,
+        countries=tuple(article.countries),
+    )
