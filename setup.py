@@ -34,6 +34,7 @@ setup(
         "w3lib>=2.1,<3",
         "python-dateutil>=2.8",
         "extruct>=0.18,<0.19",
+        "datasketch>=2.0,<3",
     ],
     extras_require={
         "test": [
@@ -48,7 +49,7 @@ setup(
             "pre-commit>=3",
         ],
         # Competitors measured side by side in bench/ (CoreNLP comes from Maven).
-        "bench": ["sacremoses>=0.1", "nltk>=3.8", "readability-lxml>=0.8"],
+        "bench": ["sacremoses>=0.1", "nltk>=3.8", "readability-lxml>=0.8", "scikit-learn>=1.5"],
         # Backfills from object storage: Beam's S3 / GCS filesystems (and Dataflow).
         "aws": ["apache-beam[aws]==2.77.0"],
         "gcp": ["apache-beam[gcp]==2.77.0"],

@@ -181,7 +181,7 @@ class StoriesSettings(StrictModel):
         0.2, gt=0, description="least similarity for an article to join an open story"
     )
     short_threshold: float = Field(
-        0.1, gt=0, description="the same for an article whose body has under 50 words"
+        0.075, gt=0, description="the same for an article whose body has under 50 words"
     )
     entity_weight: float = Field(
         0.4, ge=0, le=1, description="share of entity overlap in the similarity (rest: text)"

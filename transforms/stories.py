@@ -221,7 +221,7 @@ class StoryClusterer:
         threshold: float = 0.2,
         entity_weight: float = 0.4,
         copy_threshold: float = 0.5,
-        short_threshold: float = 0.1,
+        short_threshold: float = 0.075,
     ) -> None:
         self.window = window
         self.threshold = threshold
