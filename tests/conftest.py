@@ -71,6 +71,10 @@ def es_settings(es_client, tmp_path) -> Settings:
     es_client.options(ignore_status=404).indices.delete_index_template(
         name=template_name(settings.elasticsearch)
     )
+    for name in ("stories", "stats"):  # the templates a run installs for its own indices
+        es_client.options(ignore_status=404).indices.delete_index_template(
+            name=f"{template_name(settings.elasticsearch)}-{name}"
+        )
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
+from transforms.article import Article
 from transforms.es_client import make_client
 from transforms.settings import ElasticsearchSettings, StoriesSettings
 from transforms.sinks import BulkIndexDoFn
@@ -50,9 +51,15 @@ STORY_FIELDS = [
     "fetched_at",
     "story_time",
     "story_id",
+    "duplicate_of",
     "copy_group",
 ]
 IDS_PER_QUERY = 1000
+
+
+def arrival_order(article: Article) -> tuple:
+    """Return the order clustering sees articles in (as the backfill's pass does)."""
+    return (article.story_time, article.fetched_at, article.canonical_url)
 
 
 def stories_index_name(es: ElasticsearchSettings) -> str:
@@ -137,8 +144,9 @@ def _time_order(hit: dict[str, Any]) -> tuple:
 
 
 def scan_in_time_order(client, alias: str, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Yield the articles of ``alias`` matching ``query`` by (story_time, canonical URL): a
-    total order, so a re-run sees them, and names their stories, exactly as before."""
+    """Yield the articles of ``alias`` matching ``query`` by (story_time, fetched_at,
+    canonical URL): a total order, so a re-run sees them, and names their stories, exactly
+    as before. A copy often carries its original's date: the one fetched first leads."""
     from elasticsearch import helpers
 
     yield from helpers.scan(
@@ -149,6 +157,7 @@ def scan_in_time_order(client, alias: str, query: dict[str, Any]) -> Iterator[di
             "_source": [*STORY_FIELDS, "canonical_url"],
             "sort": [
                 {"story_time": {"order": "asc", "missing": "_first"}},
+                {"fetched_at": {"order": "asc", "missing": "_first"}},
                 {"canonical_url": {"order": "asc"}},
             ],
         },
@@ -181,7 +190,7 @@ class AssignStoriesDoFn(beam.DoFn):
         clusterer = state.read()
         if clusterer is None:
             clusterer = self._fresh()
-        for article in sorted(articles, key=lambda a: (a.story_time, a.doc_id)):
+        for article in sorted(articles, key=arrival_order):
             assigned = clusterer.assign(story_input(article))
             if assigned.story_id == article.doc_id:
                 self.started.inc()
