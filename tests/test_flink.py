@@ -7,7 +7,8 @@ are the guard: a WARC backfill of real pages at parallelism 2 (both workers busy
 document once, the summary right, a re-run changing nothing), the streaming pipeline
 against the sample site for a bounded time (documents indexed, dead letters in files a
 user replays, ends on time, no job left running), Ctrl-C cancelling a Flink job, and
-per-host politeness holding when two workers fetch from one host.
+per-host politeness holding when two workers fetch from one host, and stories (copies
+and a story across outlets) in the stream and after the backfill.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ from pipeline.services.sample_site import feed_urls
 from tests.support.cli import doc_count, sink_counts, wirestream
 from tests.support.real_pages import _CANONICAL, real_page_files, write_real_warc
 from tests.support.sample_stream import UNIQUE_ARTICLES
+from tests.support.stories import (
+    articles_by_url,
+    assert_grouped,
+    publish_news,
+    run_ok,
+    stories_by_id,
+    stories_profile,
+)
 from transforms.normalize import normalize_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.runner, pytest.mark.flink]
@@ -116,12 +125,42 @@ def test_warc_backfill_on_flink_at_parallelism_2(
     subtasks = _rest(cluster, f"/jobs/{job['jid']}/vertices/{stage['id']}")["subtasks"]
     assert all(s["metrics"]["read-records"] > 0 for s in subtasks), subtasks
 
+    # stories (the pass after the job): records i and i + 129 are the same page under two
+    # URLs, so each later one is a verbatim copy of the earlier, in its story
+    assert "stories: 160 articles in" in out
+    by_url = {d["url"]: d for d in docs}
+    copies = [(urls[i], urls[i - 129]) for i in range(129, RECORDS)]
+    found = [(c, o) for c, o in copies if by_url[c]["duplicate_of"]]
+    assert len(found) >= 25, len(found)
+    for copy, original in found:
+        assert by_url[copy]["duplicate_of"] == by_url[original]["copy_group"]
+        assert by_url[copy]["story_id"] == by_url[original]["story_id"]
+    assert all(d["story_id"] for d in docs)
+
     # a re-run finds everything indexed: same count, nothing extracted again
     second = wirestream(*args, "--no-progress")
     out, _ = second.communicate(timeout=600)
     assert second.returncode == 0, out[-5000:]
     assert f"skipped {RECORDS}: already_indexed {RECORDS}" in out
+    assert "0 articles updated" in out  # the same stories
     assert doc_count(es_client, alias) == RECORDS
+    assert not _running(cluster)
+
+
+def test_stories_in_a_stream_on_flink(cluster, es_client, es_settings, shared_dir, tmp_path):
+    outlets, urls, _late, _start = publish_news(shared_dir, tmp_path)
+    try:
+        profile = stories_profile(tmp_path, es_settings, outlets)
+        run_ok("run", "--config", str(profile), "--runner", "flink", "--duration", "90")
+        docs = articles_by_url(es_client, es_settings.elasticsearch.alias)
+        assert len(docs) == 21
+        story = assert_grouped(docs, urls)
+        stories = stories_by_id(es_client, es_settings.elasticsearch.index_prefix)
+        assert stories[story]["size"] == 6 and stories[story]["source_count"] == 3
+        assert set(stories) == {d["story_id"] for d in docs.values()}
+    finally:
+        for outlet in outlets:
+            outlet.server.stop()
     assert not _running(cluster)
 
 
