@@ -107,5 +107,9 @@ def sample_stream(es_client, tmp_path_factory):
         names = list(es_client.indices.get(index=f"{prefix}*", allow_no_indices=True))
         if names:
             es_client.indices.delete(index=",".join(names))
-        for template in (f"wirestream-{prefix}", f"wirestream-{prefix}-stats"):
+        for template in (
+            f"wirestream-{prefix}",
+            f"wirestream-{prefix}-stats",
+            f"wirestream-{prefix}-stories",
+        ):
             es_client.options(ignore_status=404).indices.delete_index_template(name=template)

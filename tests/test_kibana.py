@@ -212,7 +212,8 @@ def live_results(es_client, sample_stream):
     """The live check's results by name, on the shared sample-site run's indices."""
     prefix = sample_stream.alias
     es_client.indices.refresh(index=f"{prefix}*")
-    return {r.name: r for r in check_live(es_client, Names(prefix, sample_stream.stats_index))}
+    names = Names(prefix, sample_stream.stats_index, f"{prefix}-stories")
+    return {r.name: r for r in check_live(es_client, names)}
 
 
 @pytest.mark.integration

@@ -317,7 +317,7 @@ def _lens_columns(panel: Panel, layer: str) -> tuple[dict[str, dict], list[str],
     """Return (columns by id, bucket column ids, metric column id) of a panel's layer."""
     metric_id = _id(layer, "metric")
     if panel.metric != "count":
-        metric = {
+        metric: dict[str, Any] = {
             "label": "Items" if panel.metric_of == "count" else "Sources",
             "dataType": "number",
             "operationType": panel.metric,
@@ -338,7 +338,8 @@ def _lens_columns(panel: Panel, layer: str) -> tuple[dict[str, dict], list[str],
             "params": {"emptyAsNull": True},
             "customLabel": True,
         }
-    columns, bucket_ids = {}, []
+    columns: dict[str, dict[str, Any]] = {}
+    bucket_ids: list[str] = []
     for bucket in panel.buckets:
         column_id = _id(layer, bucket.field)
         bucket_ids.append(column_id)
