@@ -8,6 +8,8 @@ import os
 import random
 import subprocess
 import sys
+from dataclasses import replace
+from datetime import datetime, timezone
 
 import pytest
 
@@ -182,3 +184,12 @@ def test_cli_prints_each_article_in_input_order_the_same_in_every_process(shared
     path.write_text(path.read_text() + "{not json\n")
     bad = _cli(path, "1")
     assert bad.returncode == 2 and f"line {len(rows) + 1}: not JSON" in bad.stderr
+
+
+def test_a_page_dated_in_the_year_1_does_not_stop_clustering(shared_dir):
+    first, second = event(shared_dir, "29_ecbplus", 2)
+    ancient, recent = story_inputs([row(first, 0, "a.example"), row(second, 1, "b.example")], None)
+    ancient = replace(ancient, time=datetime(1, 1, 1, 1, tzinfo=timezone.utc))
+    clusterer = clusterer_of(StoriesSettings())
+    assert clusterer.assign(ancient).story_id == first["doc_id"]
+    assert clusterer.assign(recent).doc_id == second["doc_id"]

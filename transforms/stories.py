@@ -378,7 +378,10 @@ class StoryClusterer:
         """Forget stories whose last article is more than a window older than the newest."""
         assert self.now is not None
         self.closed_at = self.now
-        horizon = self.now - self.window
+        try:
+            horizon = self.now - self.window
+        except OverflowError:  # a page dated near the year 1: nothing is older
+            return
         closed = [
             s for s in self.stories.values() if s.last_seen is not None and s.last_seen < horizon
         ]
