@@ -14,7 +14,7 @@ import yaml
 
 from pipeline.cli import main as cli_main
 from pipeline.config import REPO_ROOT
-from pipeline.elastic import INDEX_TEMPLATE, STATS_TEMPLATE
+from pipeline.elastic import INDEX_TEMPLATE, STATS_TEMPLATE, STORIES_TEMPLATE
 from pipeline.kibana.check import check_live, panel_query, validate_bundle
 from pipeline.kibana.objects import (
     BUNDLE,
@@ -56,7 +56,7 @@ def test_every_object_parses_and_references_only_the_bundle():
     results = validate_bundle(objects)
     assert [r for r in results if r.status != "ok"] == []
     titles = [o["attributes"]["title"] for o in objects if o["type"] == "dashboard"]
-    assert titles == ["News overview", "Entities", "Places", "Ingestion health"]
+    assert titles == ["News overview", "Entities", "Places", "Stories", "Ingestion health"]
 
 
 def test_broken_references_are_reported():
@@ -78,9 +78,13 @@ def test_panels_use_fields_the_templates_map_as_aggregatable():
     stats = _mapped_types(
         json.loads(STATS_TEMPLATE.read_text())["template"]["mappings"]["properties"]
     )
+    stories = _mapped_types(
+        json.loads(STORIES_TEMPLATE.read_text())["template"]["mappings"]["properties"]
+    )
+    views = {"articles": articles, "stats": stats, "stories": stories}
     for dashboard in DASHBOARDS.values():
         for panel in dashboard.panels:
-            mapped = articles if panel.view == "articles" else stats
+            mapped = views[panel.view]
             for field in panel.fields:
                 assert mapped.get(field) in AGGREGATABLE, (dashboard.title, panel.title, field)
     for search in SEARCHES.values():
@@ -99,7 +103,7 @@ def test_lens_panels_mirror_the_spec():
             (layer,) = state["datasourceStates"]["formBased"]["layers"].values()
             used = {c.get("sourceField") for c in layer["columns"].values()} - {"___records___"}
             assert used == {b.field for b in panel.buckets} | (
-                {"count"} if panel.metric == "sum" else set()
+                {panel.metric_of} if panel.metric != "count" else set()
             )
             assert layer["columnOrder"] == list(layer["columns"])
 
@@ -169,7 +173,7 @@ def test_import_posts_multipart_ndjson_with_auth(fake_kibana):
 
 def test_cli_import_and_offline_check(fake_kibana, tmp_path, capsys):
     assert cli_main(["kibana", "import", "--kibana-url", fake_kibana]) == 0
-    assert "imported 9 saved objects" in capsys.readouterr().out
+    assert "imported 11 saved objects" in capsys.readouterr().out
     assert cli_main(["kibana", "check", "--offline"]) == 0
     stale = tmp_path / "stale.ndjson"
     stale.write_text(BUNDLE.read_text().replace("Top sources", "Top domains", 1))
