@@ -79,36 +79,31 @@ def stats_index_name(es: ElasticsearchSettings, stats: StatsSettings) -> str:
     return stats.index or f"{es.index_prefix}-stats"
 
 
+def _install_single_index_template(client: Elasticsearch, index: str, path: Path) -> str:
+    """Create or update the template of one index outside the alias (its priority beats
+    every articles pattern); return the index name."""
+    body = json.loads(path.read_text(encoding="utf-8"))
+    _put_template(
+        client,
+        f"wirestream-{index}",
+        index_patterns=[index],
+        template=body["template"],
+        priority=template_priority(body["priority"], index),
+        meta=body["_meta"],
+    )
+    return index
+
+
 def install_stats_template(
     client: Elasticsearch, es: ElasticsearchSettings, stats: StatsSettings
 ) -> str:
     """Create or update the template of the ingestion-health index; return the index name."""
-    index = stats_index_name(es, stats)
-    body = json.loads(STATS_TEMPLATE.read_text(encoding="utf-8"))
-    _put_template(
-        client,
-        f"wirestream-{index}",
-        index_patterns=[index],
-        template=body["template"],
-        priority=template_priority(body["priority"], index),
-        meta=body["_meta"],
-    )
-    return index
+    return _install_single_index_template(client, stats_index_name(es, stats), STATS_TEMPLATE)
 
 
 def install_stories_template(client: Elasticsearch, es: ElasticsearchSettings) -> str:
     """Create or update the template of the stories index; return the index name."""
-    index = stories_index_name(es)
-    body = json.loads(STORIES_TEMPLATE.read_text(encoding="utf-8"))
-    _put_template(
-        client,
-        f"wirestream-{index}",
-        index_patterns=[index],
-        template=body["template"],
-        priority=template_priority(body["priority"], index),
-        meta=body["_meta"],
-    )
-    return index
+    return _install_single_index_template(client, stories_index_name(es), STORIES_TEMPLATE)
 
 
 def summarize(client: Elasticsearch, alias: str, top: int = 5) -> dict[str, Any]:
