@@ -1,5 +1,5 @@
 """The backfill pipeline, top to bottom: read archives (WARC, saved feeds, URL lists,
-text folders) -> fetch what only has a URL -> skip what is already indexed -> extract
+text folders, sitemaps) -> fetch what only has a URL -> skip what is already indexed -> extract
 -> filter -> normalise -> tag entities -> write to Elasticsearch; every stage's
 failures go to one dead-letter sink, counted by reason.
 
@@ -31,9 +31,10 @@ from transforms.sources import saved_feeds, text, url_lists
 from transforms.sources.files import ReadFiles
 from transforms.sources.resume import SkipIndexed
 from transforms.sources.selection import FilterArticles, FilterBySource, KeepOnePerUrl
+from transforms.sources.sitemaps import ReadSitemaps
 from transforms.sources.warc import ReadWarcPages, is_warc_path
 
-KINDS = ("warc", "feeds", "urls", "text")
+KINDS = ("warc", "feeds", "urls", "text", "sitemap")
 PARSERS = {
     "feeds": (saved_feeds.SUFFIXES, saved_feeds.parse_saved_feed),
     "urls": (url_lists.SUFFIXES, url_lists.parse_url_list),
@@ -53,11 +54,14 @@ class SourceSpec:
 def classify_source(argument: str) -> SourceSpec:
     """Return what ``argument`` names: ``KIND:PATH`` explicitly, else guessed from the path.
 
+    ``sitemap:`` takes a URL (a sitemap, an index or a robots.txt) or saved sitemap files.
     A ``.warc``/``.warc.gz`` path or glob (any Beam filesystem) is WARC; a local file
     ``.xml/.rss/.atom`` a saved feed, ``.txt/.csv/.jsonl`` a URL list; a local folder
     is WARC, feeds or text by the files it holds.
     """
     kind, sep, rest = argument.partition(":")
+    if sep and kind == "sitemap" and rest.startswith(("http://", "https://")):
+        return SourceSpec(kind, "", rest)
     if sep and kind in KINDS and not rest.startswith("//"):
         return _spec(kind, rest)
     if is_warc_path(argument.rstrip("*")) or "://" in argument:
@@ -149,6 +153,11 @@ def build_backfill(pipeline: beam.Pipeline, settings: Settings, sources: list[So
         read = pipeline | "ReadWarc" >> ReadWarcPages(warc, options.warc_block_bytes)
         failures.append(read.dead_letter)
         failures += read.pages | "Index warc" >> ExtractAndIndex(settings)
+    sitemaps = [s.pattern for s in sources if s.kind == "sitemap"]
+    if sitemaps:
+        read = pipeline | "ReadSitemaps" >> ReadSitemaps(sitemaps, settings.fetch, options)
+        failures.append(read["dead_letter"])
+        items.append(read["items"])
     for kind, (suffixes, parser) in PARSERS.items():
         roots = [(s.root, s.pattern) for s in sources if s.kind == kind]
         if not roots:
@@ -188,6 +197,8 @@ def count_inputs(sources: list[SourceSpec]):
     from transforms.sources.counting import count_file_inputs, count_warc_responses, matched_paths
 
     for spec in sources:
+        if spec.kind == "sitemap":
+            continue  # known only as the walk goes: its pages count as they are read
         if spec.kind == "warc":
             for path in matched_paths(spec.pattern):
                 yield count_warc_responses(path)

@@ -119,9 +119,10 @@ def run_stream(settings: Settings, beam_args: list[str], duration: float | None)
     from pipeline.progress import StreamProgress
     from pipeline.stream import build_stream
 
-    if not settings.feeds:
+    if not settings.sources:
         raise SystemExit(
-            "error: no feeds configured (add 'feeds:' or 'feeds_files:' to the profile)"
+            "error: no feeds configured (add 'feeds:', 'feeds_files:' or 'sitemaps:' to the "
+            "profile; `wirestream feeds discover URL` finds a site's)"
         )
     prepare_index(settings)
     grace = settings.elasticsearch.max_wait_seconds + settings.fetch.timeout + 5
@@ -207,6 +208,17 @@ def cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     print_summary(settings)
     print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
     return code
+
+
+def cmd_feeds(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from pipeline.discover import discover, profile_block
+    from transforms.fetch import make_session
+
+    fetch = load_settings(args.config).fetch
+    with make_session(fetch) as session:
+        found = discover(session, args.urls, fetch)
+    print(profile_block(found), end="")
+    return 0 if found.feeds or found.sitemaps else 1
 
 
 def cmd_es(args: argparse.Namespace, _beam_args: list[str]) -> int:
@@ -426,14 +438,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     backfill = sub.add_parser(
-        "backfill", help="index archives in batch: WARC files, saved feeds, URL lists, text folders"
+        "backfill",
+        help="index archives in batch: WARC files, saved feeds, URL lists, text folders, sitemaps",
     )
     backfill.add_argument(
         "sources",
         nargs="+",
         metavar="SOURCE",
         help="a .warc/.warc.gz path or glob (s3://, gs:// too), a feed or URL-list file, or a "
-        "folder of those or of text articles; prefix warc:, feeds:, urls: or text: to say which",
+        "folder of those or of text articles; prefix warc:, feeds:, urls: or text: to say which; "
+        "sitemap:URL (a sitemap, sitemap index or robots.txt) or sitemap:FILE for a site's archive",
     )
     backfill.add_argument("--config", help="profile YAML (Elasticsearch, fetch, enrich settings)")
     backfill.add_argument("--since", help="keep articles published on or after this ISO date")
@@ -458,6 +472,17 @@ def build_parser() -> argparse.ArgumentParser:
     flink.add_argument("action", choices=["start", "stop", "status", "build"])
     flink.add_argument("--slots", type=int, help="task slots (default: one per core)")
     flink.set_defaults(func=cmd_flink)
+
+    feeds = sub.add_parser("feeds", help="find a site's feeds and sitemaps")
+    feeds_sub = feeds.add_subparsers(dest="action", required=True)
+    find = feeds_sub.add_parser(
+        "discover",
+        help="read pages' <link rel=alternate> feeds and robots.txt sitemaps; print a "
+        "profile block of those that parse",
+    )
+    find.add_argument("urls", nargs="+", metavar="URL", help="a site's home page (or any page)")
+    find.add_argument("--config", help="profile YAML whose fetch settings to use")
+    find.set_defaults(func=cmd_feeds)
 
     es = sub.add_parser("es", help="manage the local single-node Elasticsearch")
     es.add_argument("action", choices=["start", "stop", "status"])

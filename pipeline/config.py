@@ -20,6 +20,7 @@ from transforms.settings import (
     ExtractSettings,
     FeedSpec,
     FetchSettings,
+    SitemapSpec,
     StatsSettings,
     StoriesSettings,
     StreamSettings,
@@ -36,6 +37,7 @@ __all__ = [
     "FeedSpec",
     "FetchSettings",
     "Settings",
+    "SitemapSpec",
     "StatsSettings",
     "StoriesSettings",
     "StreamSettings",
@@ -53,6 +55,7 @@ class Settings(StrictModel):
     """Everything a run needs."""
 
     feeds: list[FeedSpec] = Field(default_factory=list)
+    sitemaps: list[SitemapSpec] = Field(default_factory=list)
     fetch: FetchSettings = FetchSettings()
     extract: ExtractSettings = ExtractSettings()
     elasticsearch: ElasticsearchSettings = ElasticsearchSettings()
@@ -66,12 +69,17 @@ class Settings(StrictModel):
         200_000, gt=0, description="longer bodies are cut (the document says body_truncated)"
     )
 
+    @property
+    def sources(self) -> list[FeedSpec]:
+        """What the stream polls: the feeds, then the sitemaps."""
+        return [*self.feeds, *self.sitemaps]
+
     @model_validator(mode="after")
     def _unique_feeds(self) -> Settings:
-        urls = [f.url for f in self.feeds]
+        urls = [f.url for f in self.sources]
         dupes = sorted({u for u in urls if urls.count(u) > 1})
         if dupes:
-            raise ValueError(f"feeds listed twice: {', '.join(dupes)}")
+            raise ValueError(f"feeds or sitemaps listed twice: {', '.join(dupes)}")
         return self
 
     def with_overrides(self, **sections: Any) -> Settings:

@@ -1,4 +1,4 @@
-"""The streaming pipeline, top to bottom: poll -> dedupe -> fetch -> extract ->
+"""The streaming pipeline, top to bottom: poll feeds and sitemaps -> dedupe -> fetch -> extract ->
 normalise -> tag entities -> assign stories -> write to Elasticsearch; every stage's failures go to
 one dead-letter sink, and every stage's throughput is counted per source and window
 into the ingestion-health index.
@@ -27,7 +27,7 @@ def build_stream(pipeline: beam.Pipeline, settings: Settings, duration: float | 
     stream = settings.stream
     ttl = stream.dedupe_ttl_hours * 3600
     polled = pipeline | "PollFeeds" >> PollFeeds(
-        settings.feeds, settings.fetch, duration, stream.poll_tick_seconds, stream.poll_jitter
+        settings.sources, settings.fetch, duration, stream.poll_tick_seconds, stream.poll_jitter
     )
     pages = (
         polled["items"]
@@ -63,7 +63,7 @@ def build_stream(pipeline: beam.Pipeline, settings: Settings, duration: float | 
             settings.elasticsearch,
             stats_index_name(settings.elasticsearch, settings.stats),
             settings.stats.window_seconds,
-            settings.feeds,
+            settings.sources,
         )
         failures = (failures, health) | "AndStatsFailures" >> beam.Flatten()
     failures | "WriteDeadLetters" >> WriteDeadLetters(settings.dead_letter_dir)

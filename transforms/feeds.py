@@ -1,4 +1,4 @@
-"""Poll RSS/Atom feeds on a schedule and emit their items.
+"""Poll RSS/Atom feeds and sitemaps on a schedule and emit their items.
 
 ``parse_feed`` is a plain function (bytes in, items out) on top of feedparser;
 ``poll_feed`` adds the conditional GET. ``PollFeeds`` drives them from one Beam
@@ -6,7 +6,8 @@
 feed URL, whose state holds the feed's ETag/Last-Modified and the time it is next
 due (its interval, varied by a random jitter so feeds on one host drift apart).
 Keyed state, not instance state, so a restarted or rebalanced worker still sends
-the validators and keeps the schedule.
+the validators and keeps the schedule. A sitemap source (``SitemapSpec``) is polled the
+same way by ``transforms.sitemap_walk``; its state holds every document's validators.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from transforms.dead_letters import Failure, dead_letter
 from transforms.fetch import FetchError, fetch_url, make_session
 from transforms.guard import guarded
 from transforms.lifecycle import DRAINING
-from transforms.settings import FeedSpec, FetchSettings
+from transforms.settings import FeedSpec, FetchSettings, SitemapSpec
+from transforms.sitemap_walk import poll_sitemap
 from transforms.urls import canonicalize_url
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class ParsedFeed:
     degraded: bool = False
     problem: str = ""
     validators: dict[str, str] = field(default_factory=dict)
+    title: str = ""  # the feed's own title
 
 
 def entry_authors(entry) -> list[str]:
@@ -123,6 +126,7 @@ def parse_feed(
         items=items,
         degraded=bool(parsed.get("bozo")),
         problem=problem,
+        title=(parsed.feed.get("title") or "").strip(),
     )
 
 
@@ -190,6 +194,9 @@ class PollFeedDoFn(beam.DoFn):
         feed = self.feeds[url]
         due_state.write(next_due(now, feed.interval, self.jitter, self.rng))
         validators = json.loads(validators_state.read() or "{}")
+        if isinstance(feed, SitemapSpec):
+            yield from self.sitemap_items(feed, validators, validators_state)
+            return
         try:
             result = poll_feed(self.session, feed, self.settings, validators)
         except FetchError as exc:
@@ -207,6 +214,38 @@ class PollFeedDoFn(beam.DoFn):
             )
         self.items.inc(len(result.items))
         yield from result.items
+
+    def sitemap_items(self, spec: SitemapSpec, state: dict, validators_state):
+        """Poll a sitemap source: its documents' validators are the keyed state."""
+        poll = poll_sitemap(self.session, spec, self.settings, state, datetime.now(timezone.utc))
+        validators_state.write(json.dumps(poll.state))
+        for failure in poll.failures:
+            yield dead_letter(failure)
+        if poll.read + poll.unchanged:
+            self.polled.inc()
+        if poll.read == 0 and poll.unchanged:
+            self.unchanged.inc()
+        for problem in poll.problems:
+            self.degraded.inc()
+            log.warning("sitemap %s is malformed: %s", spec.url, problem)
+        for name, value in (
+            ("sitemaps_read", poll.read),
+            ("sitemaps_unchanged", poll.unchanged),
+            ("sitemap_loops", poll.loops),
+            ("sitemap_urls_truncated", poll.truncated),
+            ("sitemap_urls_old", poll.old),
+        ):
+            if value:
+                Metrics.counter("wirestream", name).inc(value)
+        if poll.loops or poll.truncated:
+            log.warning(
+                "sitemap %s: %d loops, %d URLs or sitemaps past the limits, not followed",
+                spec.url,
+                poll.loops,
+                poll.truncated,
+            )
+        self.items.inc(len(poll.items))
+        yield from poll.items
 
     def teardown(self) -> None:
         self.session.close()

@@ -45,6 +45,25 @@ class FeedSpec(StrictModel):
         return value
 
 
+class SitemapSpec(FeedSpec):
+    """A sitemap to poll like a feed: a news sitemap, a sitemap index, or a site's
+    robots.txt (its ``Sitemap:`` lines)."""
+
+    interval: float = Field(600.0, gt=0, description="seconds between polls")
+    recent_hours: float = Field(
+        48.0, gt=0, description="pages (and indexed sitemaps) dated earlier are left alone"
+    )
+    keep_undated: bool = Field(False, description="also take pages with no date")
+    max_sitemaps: int = Field(
+        10, gt=0, description="documents read per poll: the root and its newest sitemaps"
+    )
+    max_urls: int = Field(50_000, gt=0, description="URLs kept per document (the rest counted)")
+    max_bytes: int = Field(
+        52_428_800, gt=0, description="a document inflating past this fails (gzip bombs)"
+    )
+    max_depth: int = Field(3, ge=0, description="how deep indexes of indexes are followed")
+
+
 class FetchSettings(StrictModel):
     """How pages and feeds are downloaded."""
 
@@ -162,6 +181,7 @@ class BackfillSettings(StrictModel):
         "(looked up in bulk before extraction), so a restart does only what is missing",
     )
     resume_batch: int = Field(50, gt=0, le=1000, description="inputs per resume lookup")
+    sitemap_depth: int = Field(3, ge=0, le=10, description="levels of sitemap indexes followed")
 
     @field_validator("languages", "sources")
     @classmethod
