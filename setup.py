@@ -16,6 +16,7 @@ setup(
     install_requires=[
         "apache-beam==2.77.0",
         "elasticsearch>=9.1,<10",
+        "opensearch-py>=3.0,<4",
         "feedparser>=6.0.11,<7",
         "newspaper4k>=0.9.3,<0.10",
         "trafilatura>=2.3,<3",

@@ -23,6 +23,7 @@ def _es_overrides(args: argparse.Namespace) -> dict:
         "username": args.es_user,
         "password": args.es_password,
         "ca_certs": args.es_ca_certs,
+        "engine": args.engine,
     }
 
 
@@ -75,13 +76,16 @@ def _add_es_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--es-user", help="basic-auth user")
     group.add_argument("--es-password", help="basic-auth password")
     group.add_argument("--es-ca-certs", help="CA certificate file for https clusters")
+    group.add_argument(
+        "--engine",
+        choices=["elasticsearch", "opensearch"],
+        help="the search engine at --es-url (default from the profile, else elasticsearch)",
+    )
 
 
 def prepare_index(settings: Settings) -> None:
     """Install the index templates, failing early with a clear message if ES is unreachable,
     then re-offer what an earlier outage sent to dead letters (``pipeline.replay``)."""
-    from elasticsearch import ConnectionError as ESConnectionError
-
     from pipeline.elastic import (
         TemplateConflict,
         install_index_template,
@@ -89,7 +93,7 @@ def prepare_index(settings: Settings) -> None:
         install_stories_template,
     )
     from pipeline.replay import replay_transient
-    from transforms.es_client import make_client
+    from transforms.es_client import CONNECTION_ERRORS, make_client
 
     client = make_client(settings.elasticsearch, retries=1)
     try:
@@ -102,10 +106,14 @@ def prepare_index(settings: Settings) -> None:
         replayed = replay_transient(client, settings.dead_letter_dir, quick)
         if replayed.files:
             print(replayed.line(), flush=True)
-    except ESConnectionError as exc:
+    except CONNECTION_ERRORS as exc:
+        es = settings.elasticsearch
+        engine, command = (
+            ("OpenSearch", "opensearch") if es.engine == "opensearch" else ("Elasticsearch", "es")
+        )
         raise SystemExit(
-            f"error: cannot reach Elasticsearch at {settings.elasticsearch.url} ({exc.message}); "
-            "start the local node with `wirestream es start` or pass --es-url"
+            f"error: cannot reach {engine} at {es.url} ({getattr(exc, 'message', exc)}); "
+            f"start the local node with `wirestream {command} start` or pass --es-url"
         ) from None
     except TemplateConflict as exc:
         raise SystemExit(f"error: {exc}") from None
@@ -185,9 +193,10 @@ def cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.services.sample_site import feed_urls, serve_sample_site
 
     started = time.monotonic()
-    url = args.es_url or local_es.start()
-    print(f"Elasticsearch ready at {url}")
     base = load_settings(args.config)
+    engine = local_es.ENGINES[args.engine or base.elasticsearch.engine]
+    url = args.es_url or local_es.start(engine=engine)
+    print(f"{engine.title} ready at {url}")
     try:
         site = serve_sample_site(port=args.site_port)
     except OSError as exc:
@@ -224,7 +233,8 @@ def cmd_feeds(args: argparse.Namespace, _beam_args: list[str]) -> int:
 def cmd_es(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from pipeline.services import local_es
 
-    return local_es.main([args.action, "--port", str(args.port)])
+    port = ["--port", str(args.port)] if args.port else []
+    return local_es.main([args.action, "--engine", args.engine, *port])
 
 
 def cmd_flink(args: argparse.Namespace, _beam_args: list[str]) -> int:
@@ -241,6 +251,7 @@ def cmd_setup(_args: argparse.Namespace, _beam_args: list[str]) -> int:
 
     print(f"Prism: {build_prism()}")
     print(f"Elasticsearch: {local_es.fetch()}")
+    print(f"OpenSearch: {local_es.fetch(engine=local_es.OPENSEARCH)}")
     print(f"Flink job server: {build_job_server()}")
     gazetteer = default_path()
     print(f"Gazetteer: {gazetteer if gazetteer.exists() else write_gazetteer(gazetteer)}")
@@ -388,12 +399,20 @@ def cmd_kibana(args: argparse.Namespace, _beam_args: list[str]) -> int:
 def _kibana_check(args: argparse.Namespace, names) -> int:
     from pipeline.kibana.check import check_all
     from pipeline.kibana.objects import BUNDLE, read_ndjson
-    from transforms.es_client import make_client
+    from transforms.es_client import OpenSearchClient, make_client
 
     path = Path(args.file or BUNDLE)
     objects = read_ndjson(path)
     settings = _settings(args)
+    if settings.elasticsearch.engine == "opensearch" and not args.offline:
+        print(
+            "error: the Kibana objects are for Elasticsearch and Kibana; with OpenSearch "
+            "see deploy/opensearch/README.md (or pass --offline to check the bundle alone)",
+            file=sys.stderr,
+        )
+        return 2
     client = None if args.offline else make_client(settings.elasticsearch)
+    assert not isinstance(client, OpenSearchClient)
     results = check_all(objects, client, names)
     for result in results:
         detail = f": {result.detail}" if result.detail else ""
@@ -486,13 +505,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     es = sub.add_parser("es", help="manage the local single-node Elasticsearch")
     es.add_argument("action", choices=["start", "stop", "status"])
-    es.add_argument("--port", type=int, default=9200)
-    es.set_defaults(func=cmd_es)
+    es.add_argument("--port", type=int, help="default 9200")
+    es.set_defaults(func=cmd_es, engine="elasticsearch")
+    opensearch = sub.add_parser(
+        "opensearch", help="manage a local single-node OpenSearch (port 9201), beside it"
+    )
+    opensearch.add_argument("action", choices=["start", "stop", "status"])
+    opensearch.add_argument("--port", type=int, help="default 9201")
+    opensearch.set_defaults(func=cmd_es, engine="opensearch")
 
     setup = sub.add_parser(
         "setup",
-        help="build Prism and the Flink job server, fetch Elasticsearch, build the gazetteer "
-        "(into the cache)",
+        help="build Prism and the Flink job server, fetch Elasticsearch and OpenSearch, build "
+        "the gazetteer (into the cache)",
     )
     setup.set_defaults(func=cmd_setup)
 

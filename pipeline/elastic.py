@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import Elasticsearch
-
 from pipeline.config import REPO_ROOT, ElasticsearchSettings, StatsSettings
 from transforms.assign_stories import stories_index_name
+from transforms.es_client import SearchClient
 
 INDEX_TEMPLATE = REPO_ROOT / "configs" / "index-template.json"
 STATS_TEMPLATE = REPO_ROOT / "configs" / "stats-template.json"
@@ -41,13 +40,13 @@ class TemplateConflict(RuntimeError):
     """Another index template with the same priority claims some of the same indices."""
 
 
-def _put_template(client: Elasticsearch, name: str, **body: Any) -> None:
-    from elasticsearch import BadRequestError
+def _put_template(client: SearchClient, name: str, **body: Any) -> None:
+    from transforms.es_client import BAD_REQUEST_ERRORS, error_reason
 
     try:
         client.indices.put_index_template(name=name, **body)
-    except BadRequestError as exc:
-        reason = str(exc.body.get("error", {}).get("reason", exc)) if exc.body else str(exc)
+    except BAD_REQUEST_ERRORS as exc:
+        reason = error_reason(exc)
         if "matching patterns from existing" not in reason:
             raise
         raise TemplateConflict(
@@ -61,7 +60,7 @@ def template_name(settings: ElasticsearchSettings) -> str:
     return f"wirestream-{settings.index_prefix}"
 
 
-def install_index_template(client: Elasticsearch, settings: ElasticsearchSettings) -> None:
+def install_index_template(client: SearchClient, settings: ElasticsearchSettings) -> None:
     """Create or update the articles template (idempotent)."""
     body = index_template(settings)
     _put_template(
@@ -79,7 +78,7 @@ def stats_index_name(es: ElasticsearchSettings, stats: StatsSettings) -> str:
     return stats.index or f"{es.index_prefix}-stats"
 
 
-def _install_single_index_template(client: Elasticsearch, index: str, path: Path) -> str:
+def _install_single_index_template(client: SearchClient, index: str, path: Path) -> str:
     """Create or update the template of one index outside the alias (its priority beats
     every articles pattern); return the index name."""
     body = json.loads(path.read_text(encoding="utf-8"))
@@ -95,18 +94,18 @@ def _install_single_index_template(client: Elasticsearch, index: str, path: Path
 
 
 def install_stats_template(
-    client: Elasticsearch, es: ElasticsearchSettings, stats: StatsSettings
+    client: SearchClient, es: ElasticsearchSettings, stats: StatsSettings
 ) -> str:
     """Create or update the template of the ingestion-health index; return the index name."""
     return _install_single_index_template(client, stats_index_name(es, stats), STATS_TEMPLATE)
 
 
-def install_stories_template(client: Elasticsearch, es: ElasticsearchSettings) -> str:
+def install_stories_template(client: SearchClient, es: ElasticsearchSettings) -> str:
     """Create or update the template of the stories index; return the index name."""
     return _install_single_index_template(client, stories_index_name(es), STORIES_TEMPLATE)
 
 
-def summarize(client: Elasticsearch, alias: str, top: int = 5) -> dict[str, Any]:
+def summarize(client: SearchClient, alias: str, top: int = 5) -> dict[str, Any]:
     """Return what landed: counts per source and publisher, latest titles, top entities."""
     client.indices.refresh(index=alias, ignore_unavailable=True)
     aggs = {

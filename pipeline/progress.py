@@ -16,13 +16,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from elasticsearch import NotFoundError
-
 from pipeline.config import Settings
 from pipeline.reconcile import check, format_sink, index_dead_letters, reconcile
+from transforms.es_client import NOT_FOUND_ERRORS
 
 if TYPE_CHECKING:
-    from elasticsearch import Elasticsearch
+    from transforms.es_client import SearchClient
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +230,7 @@ class StreamProgress:
             disable=None,  # off when stdout is not a terminal (logs, CI)
         )
         self.started = self.last = time.monotonic()
-        self.client: Elasticsearch | None = None
+        self.client: SearchClient | None = None
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -248,10 +247,10 @@ class StreamProgress:
                 self.client = make_client(self.settings.elasticsearch)
             count = self.client.count(index=self.settings.elasticsearch.alias)["count"]
             self.bar.set_description_str(f"streaming, {count} documents in the index")
-        except NotFoundError:  # the alias appears with the first document
+        except NOT_FOUND_ERRORS:  # the alias appears with the first document
             self.bar.set_description_str("streaming, no documents yet")
         except Exception:  # the bar is informative only; the run reports errors itself
-            self.bar.set_description_str("streaming, Elasticsearch not reachable")
+            self.bar.set_description_str("streaming, the index is not reachable")
 
     def __enter__(self) -> StreamProgress:
         return self

@@ -34,7 +34,7 @@ def format_sink(sink: dict) -> str:
     """Return the summary line of a reconciliation."""
     line = (
         f"sink: {sink['entered']} entered = {sink['acknowledged']} acknowledged by "
-        f"Elasticsearch + {sink['superseded']} superseded by another copy + "
+        f"the index + {sink['superseded']} superseded by another copy + "
         f"{sink['dead_lettered']} dead-lettered"
     )
     if sink.get("waited_seconds"):

@@ -218,16 +218,13 @@ def cluster_index(settings: Settings, progress: bool = True) -> PassResult:
 
 def _delete_stale_stories(client, index: str, kept: set[str], es) -> int:
     """Delete the stories documents a pass did not write (stories that merged away)."""
-    from elasticsearch import helpers
-
+    from transforms.es_client import scan
     from transforms.sinks import bulk_index
 
     client.indices.refresh(index=index, ignore_unavailable=True)
     stale = [
         {"_op_type": "delete", "_index": index, "_id": hit["_id"]}
-        for hit in helpers.scan(
-            client, index=index, query={"_source": False}, ignore_unavailable=True
-        )
+        for hit in scan(client, index, {"_source": False}, ignore_unavailable=True)
         if hit["_id"] not in kept
     ]
     if stale:

@@ -11,7 +11,7 @@ from hypothesis import settings as hypothesis_settings
 
 from pipeline.config import Settings
 from pipeline.services.sample_site import FixtureServer, serve_sample_site
-from tests.support.paths import ES_URL, SHARED
+from tests.support.paths import ES_URL, OPENSEARCH_URL, SHARED
 
 # CI replays the same examples every run (a new failing example is found locally, with
 # the random profile, not by a submission's CI); locally every run explores new ones.
@@ -45,24 +45,30 @@ def es_client():
     client.close()
 
 
-@pytest.fixture
-def es_settings(es_client, tmp_path) -> Settings:
-    """Settings for the real node with a private index prefix and alias, removed after."""
-    from pipeline.elastic import install_index_template, template_name
-
+def private_settings(tmp_path, **elasticsearch) -> Settings:
+    """Settings for a real node (``elasticsearch`` keys) under a private prefix and alias."""
     prefix = f"test-{uuid.uuid4().hex[:8]}"
-    settings = Settings().with_overrides(
+    return Settings().with_overrides(
         elasticsearch={
-            "url": ES_URL,
             "index_prefix": prefix,
             "alias": prefix,
             "batch_size": 20,
             "max_wait_seconds": 1,
             "max_retries": 2,
+            **elasticsearch,
         },
         fetch={"allow_private_addresses": True, "timeout": 5, "retries": 0},
         dead_letter_dir=str(tmp_path / "dead-letter"),
     )
+
+
+@pytest.fixture
+def es_settings(es_client, tmp_path) -> Settings:
+    """Settings for the real node with a private index prefix and alias, removed after."""
+    from pipeline.elastic import install_index_template, template_name
+
+    settings = private_settings(tmp_path, url=ES_URL)
+    prefix = settings.elasticsearch.index_prefix
     install_index_template(es_client, settings.elasticsearch)
     yield settings
     names = list(es_client.indices.get(index=f"{prefix}-*", allow_no_indices=True))
@@ -75,6 +81,44 @@ def es_settings(es_client, tmp_path) -> Settings:
         es_client.options(ignore_status=404).indices.delete_index_template(
             name=f"{template_name(settings.elasticsearch)}-{name}"
         )
+
+
+@pytest.fixture(scope="session")
+def os_client():
+    """A client of the real local OpenSearch node (``wirestream opensearch start``, which
+    the test script runs); fails in CI, skips elsewhere, when it is not running."""
+    from pipeline.config import ElasticsearchSettings
+    from transforms.es_client import make_client
+
+    client = make_client(ElasticsearchSettings(engine="opensearch", url=OPENSEARCH_URL))
+    try:
+        client.raw.cluster.health(wait_for_status="yellow", request_timeout=40)
+    except Exception as exc:
+        message = (
+            f"OpenSearch not reachable at {OPENSEARCH_URL} ({exc}); "
+            "run `wirestream opensearch start`"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def os_settings(os_client, tmp_path) -> Settings:
+    """Settings for the real OpenSearch node with a private prefix and alias, removed after."""
+    from pipeline.elastic import install_index_template, template_name
+
+    settings = private_settings(tmp_path, url=OPENSEARCH_URL, engine="opensearch")
+    prefix = settings.elasticsearch.index_prefix
+    install_index_template(os_client, settings.elasticsearch)
+    yield settings
+    raw = os_client.raw
+    raw.indices.delete(index=f"{prefix}-*", ignore_unavailable=True, allow_no_indices=True)
+    for suffix in ("", "-stories", "-stats"):
+        name = template_name(settings.elasticsearch) + suffix
+        raw.indices.delete_index_template(name=name, ignore=404)
 
 
 @pytest.fixture

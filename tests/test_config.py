@@ -60,3 +60,10 @@ def test_shipped_profiles_are_valid():
     for path in sorted((REPO_ROOT / "configs").glob("*.yaml")):
         load_settings(path)
     assert load_settings(REPO_ROOT / "configs" / "local.yaml").feeds
+
+
+def test_opensearch_refuses_an_api_key(tmp_path):
+    profile = tmp_path / "p.yaml"
+    profile.write_text("elasticsearch: {engine: opensearch, api_key: abc}\n")
+    with pytest.raises(ConfigError, match="api_key is Elasticsearch's"):
+        load_settings(profile)

@@ -154,3 +154,30 @@ def test_cli_status_prints_one_line(es_url: str, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out.strip()
     assert out.count("\n") == 0
     assert es_url in out
+
+
+def test_opensearch_runs_on_a_jdk_with_the_security_manager(tmp_path: Path) -> None:
+    """OpenSearch 2.x needs Java 17-23 (24 removed the SecurityManager): never the 25 here."""
+    jdk17 = _fake_jdk(tmp_path, "java-17", "17.0.15")
+    _fake_jdk(tmp_path, "temurin-25", "25.0.3")
+    engine = local_es.OPENSEARCH
+    assert local_es.find_java_home(env={}, search_dirs=(tmp_path,), engine=engine) == jdk17
+    env = {"OPENSEARCH_JAVA_HOME": str(tmp_path / "temurin-25")}
+    with pytest.raises(local_es.LocalElasticsearchError, match="OPENSEARCH_JAVA_HOME.*17 to 23"):
+        local_es.find_java_home(env=env, search_dirs=(tmp_path,), engine=engine)
+
+
+def test_opensearch_has_its_own_port_node_and_config(tmp_path: Path) -> None:
+    engine = local_es.OPENSEARCH
+    text = local_es.render_config(9201, tmp_path / "d", tmp_path / "l", engine=engine)
+    assert "xpack" not in text and 'transport.port: "9301"' in text
+    assert local_es.node_dir(engine) != local_es.node_dir()
+    assert local_es.es_home(engine=engine).name == f"opensearch-{engine.version}"
+    assert local_es.maven_zip(engine=engine).name == f"opensearch-{engine.version}.zip"
+
+
+@pytest.mark.integration
+def test_status_reports_the_running_opensearch_node(os_client) -> None:
+    info = local_es.status(engine=local_es.OPENSEARCH)
+    assert info["running"] is True and info["health"] in ("green", "yellow")
+    assert info["version"] == local_es.OPENSEARCH.version

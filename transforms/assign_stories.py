@@ -31,7 +31,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from transforms.article import Article
-from transforms.es_client import make_client
+from transforms.es_client import make_client, scan
 from transforms.settings import ElasticsearchSettings, StoriesSettings
 from transforms.sinks import BulkIndexDoFn
 from transforms.stories import StoryClusterer, StoryInput, clusterer_of, story_input
@@ -115,13 +115,11 @@ def restore_open_stories(
     """Read back into ``clusterer`` the stories whose last article is within its window of
     ``now``, with all their articles, in time order (as they were first seen, so their
     vectors come out as before); return (stories, articles) restored."""
-    from elasticsearch import helpers
-
     since = (now - clusterer.window).isoformat()
-    recent = helpers.scan(
+    recent = scan(
         client,
-        index=alias,
-        query={"query": {"range": {"story_time": {"gte": since}}}, "_source": ["story_id"]},
+        alias,
+        {"query": {"range": {"story_time": {"gte": since}}}, "_source": ["story_id"]},
         ignore_unavailable=True,
     )
     story_ids = sorted({hit["_source"].get("story_id") for hit in recent} - {None})
@@ -147,12 +145,10 @@ def scan_in_time_order(client, alias: str, query: dict[str, Any]) -> Iterator[di
     """Yield the articles of ``alias`` matching ``query`` by (story_time, fetched_at,
     canonical URL): a total order, so a re-run sees them, and names their stories, exactly
     as before. A copy often carries its original's date: the one fetched first leads."""
-    from elasticsearch import helpers
-
-    yield from helpers.scan(
+    yield from scan(
         client,
-        index=alias,
-        query={
+        alias,
+        {
             "query": query,
             "_source": [*STORY_FIELDS, "canonical_url"],
             "sort": [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 def describe_errors(exc: ValidationError) -> str:
@@ -89,6 +89,9 @@ class FetchSettings(StrictModel):
 class ElasticsearchSettings(StrictModel):
     """Where documents go and how to authenticate."""
 
+    engine: Literal["elasticsearch", "opensearch"] = Field(
+        "elasticsearch", description="the search engine at ``url`` (OpenSearch via opensearch-py)"
+    )
     url: str = "http://127.0.0.1:9200"
     api_key: str | None = None
     username: str | None = None
@@ -107,6 +110,12 @@ class ElasticsearchSettings(StrictModel):
         "30 s) before its documents go to dead letters; rejected documents go at once",
     )
     request_timeout: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _engine_auth(self) -> ElasticsearchSettings:
+        if self.engine == "opensearch" and self.api_key:
+            raise ValueError("api_key is Elasticsearch's; OpenSearch takes username and password")
+        return self
 
 
 class ExtractSettings(StrictModel):

@@ -30,12 +30,11 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
-from elasticsearch import TransportError, helpers
 
 from transforms.article import Article
 from transforms.batching import BatchingDoFn
 from transforms.dead_letters import FAILED, Failure, dead_letter
-from transforms.es_client import make_client, transient
+from transforms.es_client import TRANSPORT_ERRORS, make_client, streaming_bulk, transient
 from transforms.settings import ElasticsearchSettings
 
 log = logging.getLogger(__name__)
@@ -135,7 +134,7 @@ def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSet
     while True:
         retry: dict[str, dict[str, Any]] = {}
         try:
-            for ok, info in helpers.streaming_bulk(
+            for ok, info in streaming_bulk(
                 client,
                 list(pending.values()),
                 chunk_size=max(len(pending), 1),
@@ -159,7 +158,7 @@ def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSet
                     failed.append((pending.pop(doc_id), SUPERSEDED, reason[:1000]))
                 else:
                     failed.append((pending.pop(doc_id), f"rejected_{status}", reason[:1000]))
-        except TransportError as exc:  # node down or unreachable: the whole request failed
+        except TRANSPORT_ERRORS as exc:  # node down or unreachable: the whole request failed
             last = ("N/A", f"{exc.__class__.__name__}: {exc}"[:1000])
         retry.update(pending)
         if not retry:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh machine: a virtualenv in .venv with the pinned Python
 # packages (constraints.txt), Beam's Prism runner built with Go, the Beam job server for
-# Flink and the Elasticsearch distribution fetched with Maven into the cache (outside
-# the repo).
+# Flink and the Elasticsearch and OpenSearch distributions fetched with Maven into the
+# cache (outside the repo).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,5 +23,5 @@ if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ] || [ constraints.txt -nt "$sta
   touch "$stamp"
 fi
 
-echo "==> building Prism and the Flink job server, fetching Elasticsearch (cached after the first run)"
+echo "==> building Prism and the Flink job server, fetching Elasticsearch and OpenSearch (cached after the first run)"
 .venv/bin/wirestream setup

@@ -1,10 +1,13 @@
-"""Manage a local single-node Elasticsearch for the demo and the tests (stdlib only).
+"""Manage a local single-node Elasticsearch, or OpenSearch, for the demo and the tests
+(stdlib only).
 
 The distribution is the core-only ``integ-test-zip`` fetched from Maven Central with ``mvn``,
 unpacked under :func:`cache_dir` and run detached in the background. When running as root,
-Elasticsearch (which refuses root) runs as the unprivileged system user ``wirestream-es``.
+the node (which refuses root) runs as the unprivileged system user ``wirestream-es``. Each
+engine (``ELASTICSEARCH``, ``OPENSEARCH``) has its own version, port, node folder and
+state, so both can run side by side.
 
-CLI: ``python -m pipeline.services.local_es start|stop|status [--port N]``.
+CLI: ``python -m pipeline.services.local_es start|stop|status [--port N] [--engine E]``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from transforms.paths import cache_dir
@@ -40,6 +44,51 @@ MAVEN_GROUP = "org.elasticsearch.distribution.integ-test-zip"
 JVM_DIRS = (Path("/usr/lib/jvm"),)
 
 
+@dataclass(frozen=True)
+class Engine:
+    """A search engine the project can run locally: where it comes from and how it starts."""
+
+    name: str  # the distribution's name: its Maven artifact, binary and config file
+    title: str
+    version: str
+    port: int
+    maven_group: str
+    min_java: int
+    max_java: int | None  # OpenSearch 2.x needs the SecurityManager, gone in Java 24
+    env: str  # prefix of its environment variables (ES_JAVA_HOME, OPENSEARCH_JAVA_HOME)
+    node: str  # the node folder under the cache
+    settings: dict[str, str] = field(default_factory=dict)  # engine-only config lines
+
+
+ELASTICSEARCH = Engine(
+    "elasticsearch",
+    "Elasticsearch",
+    ES_VERSION,
+    DEFAULT_PORT,
+    MAVEN_GROUP,
+    MIN_JAVA,
+    None,
+    "ES",
+    "es-node",
+    {"xpack.security.enabled": "false"},
+)
+# 2.19 is the newest line that runs on Java 17/21 here (3.x needs 21+ and is served too);
+# its integ-test zip has no security plugin, so nothing to switch off.
+OPENSEARCH = Engine(
+    "opensearch",
+    "OpenSearch",
+    "2.19.6",
+    9201,
+    "org.opensearch.distribution.integ-test-zip",
+    17,
+    23,
+    "OPENSEARCH",
+    "opensearch-node",
+    {"transport.port": "9301"},
+)
+ENGINES = {e.name: e for e in (ELASTICSEARCH, OPENSEARCH)}
+
+
 class LocalElasticsearchError(RuntimeError):
     """A local Elasticsearch operation failed; the message says what to do."""
 
@@ -47,35 +96,36 @@ class LocalElasticsearchError(RuntimeError):
 # --------------------------------------------------------------------------- paths
 
 
-def es_home(version: str = ES_VERSION) -> Path:
+def es_home(version: str | None = None, engine: Engine = ELASTICSEARCH) -> Path:
     """Directory of the unpacked distribution."""
-    return cache_dir() / f"elasticsearch-{version}"
+    return cache_dir() / f"{engine.name}-{version or engine.version}"
 
 
-def node_dir() -> Path:
+def node_dir(engine: Engine = ELASTICSEARCH) -> Path:
     """Directory holding the node's config, data, logs, tmp and state files."""
-    return cache_dir() / "es-node"
+    return cache_dir() / engine.node
 
 
-def _state_file() -> Path:
-    return node_dir() / "wirestream-state.json"
+def _state_file(engine: Engine) -> Path:
+    return node_dir(engine) / "wirestream-state.json"
 
 
-def _console_log() -> Path:
-    return node_dir() / "logs" / "console.log"
+def _console_log(engine: Engine) -> Path:
+    return node_dir(engine) / "logs" / "console.log"
 
 
-def maven_zip(version: str = ES_VERSION) -> Path:
+def maven_zip(version: str | None = None, engine: Engine = ELASTICSEARCH) -> Path:
     """Where ``mvn dependency:get`` leaves the distribution zip."""
-    group = MAVEN_GROUP.replace(".", "/")
+    group = engine.maven_group.replace(".", "/")
+    version = version or engine.version
     return (
         Path.home()
         / ".m2"
         / "repository"
         / group
-        / "elasticsearch"
+        / engine.name
         / version
-        / f"elasticsearch-{version}.zip"
+        / f"{engine.name}-{version}.zip"
     )
 
 
@@ -101,17 +151,23 @@ def java_major(java_home: Path) -> int | None:
 
 
 def find_java_home(
-    env: Mapping[str, str] | None = None, search_dirs: tuple[Path, ...] = JVM_DIRS
+    env: Mapping[str, str] | None = None,
+    search_dirs: tuple[Path, ...] = JVM_DIRS,
+    engine: Engine = ELASTICSEARCH,
 ) -> Path:
-    """``$ES_JAVA_HOME`` if set, else the newest JDK >= 21 found under ``search_dirs``."""
+    """``$ES_JAVA_HOME`` (``$OPENSEARCH_JAVA_HOME``) if set, else the newest JDK the
+    engine runs on (Elasticsearch: >= 21) found under ``search_dirs``."""
     env = os.environ if env is None else env
-    if env.get("ES_JAVA_HOME"):
-        home = Path(env["ES_JAVA_HOME"])
+    low, high = engine.min_java, engine.max_java or 10_000
+    wanted = f">= {low}" if engine.max_java is None else f"{low} to {high}"
+    variable = f"{engine.env}_JAVA_HOME"
+    if env.get(variable):
+        home = Path(env[variable])
         major = java_major(home)
-        if major is None or major < MIN_JAVA:
+        if major is None or not low <= major <= high:
             raise LocalElasticsearchError(
-                f"ES_JAVA_HOME={home} is not a JDK >= {MIN_JAVA} (found {major}); "
-                "point it at a JDK 21+ or unset it."
+                f"{variable}={home} is not a JDK {wanted} (found {major}); "
+                f"point it at a JDK {wanted} or unset it."
             )
         return home
     found = [
@@ -121,11 +177,11 @@ def find_java_home(
         for home in sorted(root.iterdir())
         if (home / "bin" / "java").is_file() and (major := java_major(home)) is not None
     ]
-    usable = sorted((m, h) for m, h in found if m >= MIN_JAVA)
+    usable = sorted((m, h) for m, h in found if low <= m <= high)
     if not usable:
         raise LocalElasticsearchError(
-            f"No JDK >= {MIN_JAVA} found in {', '.join(map(str, search_dirs))} "
-            f"(found {sorted({m for m, _ in found})}); install one or set ES_JAVA_HOME."
+            f"No JDK {wanted} found in {', '.join(map(str, search_dirs))} "
+            f"(found {sorted({m for m, _ in found})}); install one or set {variable}."
         )
     return usable[-1][1]
 
@@ -133,14 +189,14 @@ def find_java_home(
 # --------------------------------------------------------------------------- fetch
 
 
-def _mvn_get(version: str) -> None:
+def _mvn_get(version: str, engine: Engine) -> None:
     mvn = shutil.which("mvn")
     if not mvn:
         raise LocalElasticsearchError(
             "Maven (`mvn`) is not on PATH; install it (apt-get install maven) to fetch "
-            "Elasticsearch."
+            f"{engine.title}."
         )
-    artifact = f"{MAVEN_GROUP}:elasticsearch:{version}:zip"
+    artifact = f"{engine.maven_group}:{engine.name}:{version}:zip"
     cmd = [mvn, "-q", "-B", "dependency:get", "-Dtransitive=false", f"-Dartifact={artifact}"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -161,14 +217,15 @@ def _unzip(zip_path: Path, dest: Path) -> None:
                 target.chmod(mode)
 
 
-def fetch(version: str = ES_VERSION) -> Path:
+def fetch(version: str | None = None, engine: Engine = ELASTICSEARCH) -> Path:
     """Ensure the distribution is unpacked in the cache (idempotent); return its home."""
-    home = es_home(version)
-    if (home / "bin" / "elasticsearch").is_file():
+    version = version or engine.version
+    home = es_home(version, engine)
+    if (home / "bin" / engine.name).is_file():
         return home
-    zip_path = maven_zip(version)
+    zip_path = maven_zip(version, engine)
     if not zip_path.is_file():
-        _mvn_get(version)
+        _mvn_get(version, engine)
     if not zip_path.is_file():
         raise LocalElasticsearchError(
             f"Maven finished but {zip_path} is missing; point Maven's localRepository "
@@ -180,7 +237,7 @@ def fetch(version: str = ES_VERSION) -> Path:
     try:
         _unzip(zip_path, staging)
         shutil.rmtree(home, ignore_errors=True)
-        (staging / f"elasticsearch-{version}").rename(home)
+        (staging / f"{engine.name}-{version}").rename(home)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return home
@@ -190,9 +247,13 @@ def fetch(version: str = ES_VERSION) -> Path:
 
 
 def render_config(
-    port: int, data_dir: Path, logs_dir: Path, node_name: str = "wirestream-1"
+    port: int,
+    data_dir: Path,
+    logs_dir: Path,
+    node_name: str = "wirestream-1",
+    engine: Engine = ELASTICSEARCH,
 ) -> str:
-    """Text of ``elasticsearch.yml`` for the local single-node cluster."""
+    """Text of ``elasticsearch.yml`` (``opensearch.yml``) for the local single-node cluster."""
     settings = {
         "cluster.name": "wirestream-local",
         "node.name": node_name,
@@ -201,7 +262,7 @@ def render_config(
         "http.port": port,
         "path.data": str(data_dir),
         "path.logs": str(logs_dir),
-        "xpack.security.enabled": "false",
+        **engine.settings,
         "cluster.routing.allocation.disk.threshold_enabled": "false",
     }
     lines = [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
@@ -218,15 +279,16 @@ def render_jvm_options(logs_dir: Path) -> str:
     return f"-XX:HeapDumpPath={logs_dir}\n-XX:ErrorFile={logs_dir}/hs_err_pid%p.log\n"
 
 
-def _write_config(home: Path, port: int) -> Path:
+def _write_config(home: Path, port: int, engine: Engine) -> Path:
     """Create the node's config dir (copy of the distro's plus our files); return it."""
-    node = node_dir()
+    node = node_dir(engine)
     conf = node / "config"
     for sub in ("data", "logs", "tmp"):
         (node / sub).mkdir(parents=True, exist_ok=True)
     if not (conf / "jvm.options").is_file():
         shutil.copytree(home / "config", conf, dirs_exist_ok=True)
-    (conf / "elasticsearch.yml").write_text(render_config(port, node / "data", node / "logs"))
+    config = render_config(port, node / "data", node / "logs", engine=engine)
+    (conf / f"{engine.name}.yml").write_text(config)
     (conf / "jvm.options.d").mkdir(exist_ok=True)
     (conf / "jvm.options.d" / "wirestream.options").write_text(render_jvm_options(node / "logs"))
     return conf
@@ -280,12 +342,12 @@ def read_json_file(path: Path) -> dict:
         return {}
 
 
-def _read_state() -> dict:
-    return read_json_file(_state_file())
+def _read_state(engine: Engine) -> dict:
+    return read_json_file(_state_file(engine))
 
 
-def _alive(pid: int | None) -> bool:
-    """Whether ``pid`` is a live (non-zombie) Elasticsearch process."""
+def _alive(pid: int | None, engine: Engine = ELASTICSEARCH) -> bool:
+    """Whether ``pid`` is a live (non-zombie) process of the engine."""
     if not pid:
         return False
     try:
@@ -293,7 +355,7 @@ def _alive(pid: int | None) -> bool:
         status_text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
-    return b"elasticsearch" in cmdline and "\nState:\tZ" not in status_text
+    return engine.name.encode() in cmdline and "\nState:\tZ" not in status_text
 
 
 def _server_pid(state: dict) -> int | None:
@@ -325,37 +387,46 @@ def _health(url: str) -> str | None:
     return body.get("status") if body else None
 
 
-def _log_tail(lines: int = 20) -> str:
+def _log_tail(engine: Engine, lines: int = 20) -> str:
     try:
-        text = _console_log().read_text(errors="replace")
+        text = _console_log(engine).read_text(errors="replace")
     except OSError:
         return "(no log yet)"
     return "\n".join(text.splitlines()[-lines:])
 
 
 @contextlib.contextmanager
-def _lock() -> Iterator[None]:
+def _lock(engine: Engine) -> Iterator[None]:
     """Serialise start/stop across processes sharing the cache."""
     cache_dir().mkdir(parents=True, exist_ok=True)
-    with open(cache_dir() / ".es.lock", "w") as handle:
+    name = ".es.lock" if engine is ELASTICSEARCH else f".{engine.name}.lock"
+    with open(cache_dir() / name, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
 
 def _launch(
-    home: Path, conf: Path, heap: str, java_home: Path, user: pwd.struct_passwd | None
+    home: Path,
+    conf: Path,
+    heap: str,
+    java_home: Path,
+    user: pwd.struct_passwd | None,
+    engine: Engine,
 ) -> subprocess.Popen:
-    """Start ES detached in its own session, console output to ``logs/console.log``."""
-    node = node_dir()
+    """Start the node detached in its own session, console output to ``logs/console.log``."""
+    node = node_dir(engine)
     env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "JAVA_TOOL_OPTIONS")}
+    prefix = engine.env
     env.update(
-        ES_JAVA_HOME=str(java_home),
-        ES_PATH_CONF=str(conf),
-        ES_TMPDIR=str(node / "tmp"),
-        ES_JAVA_OPTS=f"-Xms{heap} -Xmx{heap}",
-        HOME=str(node),
+        {
+            f"{prefix}_JAVA_HOME": str(java_home),
+            f"{prefix}_PATH_CONF": str(conf),
+            f"{prefix}_TMPDIR": str(node / "tmp"),
+            f"{prefix}_JAVA_OPTS": f"-Xms{heap} -Xmx{heap}",
+            "HOME": str(node),
+        }
     )
-    cmd = [str(home / "bin" / "elasticsearch"), "-p", str(node / "es.pid")]
+    cmd = [str(home / "bin" / engine.name), "-p", str(node / "es.pid")]
     if user is not None:
         cmd = [
             "setpriv",
@@ -365,7 +436,7 @@ def _launch(
             "--",
         ] + cmd
     (node / "es.pid").unlink(missing_ok=True)
-    with open(_console_log(), "ab") as log:
+    with open(_console_log(engine), "ab") as log:
         return subprocess.Popen(
             cmd,
             cwd=node / "logs",
@@ -377,80 +448,87 @@ def _launch(
         )
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen | None, deadline: float) -> None:
+def _wait_healthy(url: str, proc: subprocess.Popen | None, deadline: float, engine: Engine) -> None:
     while time.monotonic() < deadline:
         if _health(url) in ("green", "yellow"):
             return
         if proc is not None and proc.poll() is not None:
             raise LocalElasticsearchError(
-                f"Elasticsearch exited during startup (code {proc.returncode}); see "
-                f"{_console_log()}:\n{_log_tail()}"
+                f"{engine.title} exited during startup (code {proc.returncode}); see "
+                f"{_console_log(engine)}:\n{_log_tail(engine)}"
             )
         time.sleep(1)
     raise LocalElasticsearchError(
-        f"Elasticsearch did not become healthy at {url} in time; raise the timeout or "
-        f"check {_console_log()}:\n{_log_tail()}"
+        f"{engine.title} did not become healthy at {url} in time; raise the timeout or "
+        f"check {_console_log(engine)}:\n{_log_tail(engine)}"
     )
 
 
 # --------------------------------------------------------------------------- public API
 
 
-def start(port: int = DEFAULT_PORT, heap: str = "1g", timeout: float = 180) -> str:
+def start(
+    port: int | None = None, heap: str = "1g", timeout: float = 180, engine: Engine = ELASTICSEARCH
+) -> str:
     """Start the node (or reuse ours if already running) and return its URL once healthy."""
+    port = port or engine.port
     deadline = time.monotonic() + timeout
     url = f"http://{HOST}:{port}"
-    with _lock():
-        state = _read_state()
-        if _alive(state.get("pgid")) or _alive(_server_pid(state)):
+    with _lock(engine):
+        state = _read_state(engine)
+        if _alive(state.get("pgid"), engine) or _alive(_server_pid(state), engine):
             if state.get("port") != port:
                 raise LocalElasticsearchError(
-                    f"Our Elasticsearch is already running on port {state.get('port')}; "
-                    "stop it first (`wirestream es stop`) to use another port."
+                    f"Our {engine.title} is already running on port {state.get('port')}; "
+                    f"stop it first (`wirestream {_command(engine)} stop`) to use another port."
                 )
-            _wait_healthy(url, None, deadline)
+            _wait_healthy(url, None, deadline, engine)
             return url
         if port_in_use(port):
             raise LocalElasticsearchError(
                 f"Port {port} on {HOST} is already in use by another process; stop it "
                 f"(see `ss -ltnp 'sport = :{port}'`) or choose another port with --port."
             )
-        java_home = find_java_home()
+        java_home = find_java_home(engine=engine)
         user = _es_user()
         if user is not None:
-            _check_reachable(node_dir())
-        home = fetch()
-        conf = _write_config(home, port)
+            _check_reachable(node_dir(engine))
+        home = fetch(engine=engine)
+        conf = _write_config(home, port, engine)
         if user is not None:
             _chown_tree(home, user)
-            _chown_tree(node_dir(), user)
-        proc = _launch(home, conf, heap, java_home, user)
+            _chown_tree(node_dir(engine), user)
+        proc = _launch(home, conf, heap, java_home, user, engine)
         state = {"pgid": proc.pid, "port": port, "url": url, "started": time.time()}
-        state["es_pidfile"] = str(node_dir() / "es.pid")
-        _state_file().write_text(json.dumps(state))
+        state["es_pidfile"] = str(node_dir(engine) / "es.pid")
+        _state_file(engine).write_text(json.dumps(state))
     try:
-        _wait_healthy(url, proc, deadline)
+        _wait_healthy(url, proc, deadline, engine)
     except LocalElasticsearchError:
-        stop(timeout=30)
+        stop(timeout=30, engine=engine)
         raise
     return url
 
 
-def stop(timeout: float = 60) -> bool:
+def _command(engine: Engine) -> str:
+    return "es" if engine is ELASTICSEARCH else engine.name
+
+
+def stop(timeout: float = 60, engine: Engine = ELASTICSEARCH) -> bool:
     """Stop our node: SIGTERM its process group, SIGKILL after ``timeout``. True if it ran."""
-    with _lock():
-        state = _read_state()
+    with _lock(engine):
+        state = _read_state(engine)
         pgid, server = state.get("pgid"), _server_pid(state)
-        pids = [p for p in (pgid, server) if p is not None and _alive(p)]
+        pids = [p for p in (pgid, server) if p is not None and _alive(p, engine)]
         if pids:
             _signal_all(pgid, pids, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while any(map(_alive, pids)) and time.monotonic() < deadline:
+            while any(_alive(p, engine) for p in pids) and time.monotonic() < deadline:
                 time.sleep(0.5)
-            if any(map(_alive, pids)):
+            if any(_alive(p, engine) for p in pids):
                 _signal_all(pgid, pids, signal.SIGKILL)
                 time.sleep(1)
-        _state_file().unlink(missing_ok=True)
+        _state_file(engine).unlink(missing_ok=True)
         return bool(pids)
 
 
@@ -463,11 +541,12 @@ def _signal_all(pgid: int | None, pids: list[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def status(port: int = DEFAULT_PORT) -> dict:
+def status(port: int | None = None, engine: Engine = ELASTICSEARCH) -> dict:
     """Running?, pid, url, cluster health and version of the node (ours, or any on ``port``)."""
-    state = _read_state()
+    port = port or engine.port
+    state = _read_state(engine)
     pid = _server_pid(state)
-    ours = _alive(state.get("pgid")) or _alive(pid)
+    ours = _alive(state.get("pgid"), engine) or _alive(pid, engine)
     url = state["url"] if ours and state.get("url") else f"http://{HOST}:{port}"
     health = _health(url)
     nodes = get_json(f"{url}/_nodes/_local?filter_path=nodes.*.version") or {}
@@ -487,39 +566,43 @@ def status(port: int = DEFAULT_PORT) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pipeline.services.local_es start|stop|status [--port N]``; the exit code."""
+    """``python -m pipeline.services.local_es start|stop|status [--port N] [--engine E]``;
+    the exit code."""
     parser = argparse.ArgumentParser(prog="local_es", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("start", "stop", "status"))
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--engine", choices=sorted(ENGINES), default=ELASTICSEARCH.name)
+    parser.add_argument("--port", type=int, help="default 9200 (OpenSearch 9201)")
     parser.add_argument("--heap", default="1g")
     parser.add_argument("--timeout", type=float, default=180)
     args = parser.parse_args(argv)
     try:
-        return _run(args)
+        return _run(args, ENGINES[args.engine])
     except LocalElasticsearchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, engine: Engine) -> int:
+    name = engine.name
     if args.action == "start":
         began = time.monotonic()
-        url = start(args.port, args.heap, args.timeout)
-        info = status(args.port)
+        url = start(args.port, args.heap, args.timeout, engine)
+        info = status(args.port, engine)
         print(
-            f"elasticsearch {info['version']} {info['health']} at {url} "
+            f"{name} {info['version']} {info['health']} at {url} "
             f"(pid {info['pid']}, ready in {time.monotonic() - began:.1f}s)"
         )
         return 0
     if args.action == "stop":
-        print("elasticsearch stopped" if stop(args.timeout) else "elasticsearch was not running")
+        stopped = stop(args.timeout, engine)
+        print(f"{name} stopped" if stopped else f"{name} was not running")
         return 0
-    info = status(args.port)
+    info = status(args.port, engine)
     if not info["running"]:
-        print(f"elasticsearch not running at {info['url']}")
+        print(f"{name} not running at {info['url']}")
         return 3
     owner = f"pid {info['pid']}" if info["ours"] else "not started by wirestream"
-    print(f"elasticsearch {info['version']} {info['health']} at {info['url']} ({owner})")
+    print(f"{name} {info['version']} {info['health']} at {info['url']} ({owner})")
     return 0
 
 
