@@ -177,3 +177,55 @@ def test_backfill_walks_a_sitemap_index_by_date_and_a_rerun_duplicates_nothing(
     assert set(articles_by_url(es_client, es_settings.elasticsearch.alias)) == wanted, again
     es_client.indices.refresh(index=es_settings.elasticsearch.alias)
     assert es_client.count(index=es_settings.elasticsearch.alias)["count"] == len(wanted)
+
+
+def test_hostile_sitemaps_are_counted_and_the_good_one_still_flows(
+    es_client, es_settings, sample_site, tmp_path
+):
+    from transforms.dead_letters import read_dead_letters
+
+    site = sample_site
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    laughs = (
+        '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+        + "".join(
+            f'<!ENTITY {n} "{("&" + p + ";") * 10}">'
+            for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+        )
+        + f"]><urlset {NS}><url><loc>{site.url('x')}&i;</loc></url></urlset>"
+    )
+    hostile = {
+        "/bomb.xml.gz": (gzip.compress(b"<urlset>" + b" " * (60 << 20)), "application/gzip"),
+        "/laughs.xml": (laughs.encode(), "application/xml"),
+        "/loop.xml": (
+            f"<sitemapindex {NS}><sitemap><loc>{site.url('loop.xml')}</loc></sitemap>"
+            f"<sitemap><loc>{site.url('loop2.xml')}</loc></sitemap></sitemapindex>".encode(),
+            "application/xml",
+        ),
+        "/loop2.xml": (
+            f"<sitemapindex {NS}><sitemap><loc>{site.url('loop.xml')}</loc></sitemap>"
+            "</sitemapindex>".encode(),
+            "application/xml",
+        ),
+        "/page.xml": (b"<html><body>Not here</body></html>", "text/html"),
+        "/cut.xml": (news_sitemap(site, [NORTHWIND[0]], now).encode()[:-60], "application/xml"),
+    }
+    for path, (body, kind) in hostile.items():
+        site.add_route(path, body, {"Content-Type": kind})
+    site.add_route("/news.xml", news_sitemap(site, VALLEY, now - timedelta(hours=1)), XML)
+    roots = ["news.xml", "bomb.xml.gz", "laughs.xml", "loop.xml", "page.xml", "cut.xml", "gone.xml"]
+    sitemaps = "sitemaps:\n" + "".join(
+        f"  - {{url: '{site.url(r)}', interval: 60}}\n" for r in roots
+    )
+
+    out = run_ok("run", "--config", profile(tmp_path, es_settings, sitemaps), "--duration", "30")
+
+    docs = articles_by_url(es_client, es_settings.elasticsearch.alias)
+    assert set(docs) == {site.url(p) for p in VALLEY}, out[-3000:]
+    letters = {(r["stage"], r["reason"], r["url"]) for r in read_dead_letters([str(tmp_path)])}
+    assert ("poll", "too_large", site.url("bomb.xml.gz")) in letters, letters
+    assert ("poll", "http_404", site.url("gone.xml")) in letters, letters
+    assert "sitemap_loops=2" in out, out[-3000:]  # loop.xml names itself, loop2.xml names loop.xml
+    assert "feeds_degraded=3" in out, out[-3000:]  # the entity bomb, the HTML page, the cut file
+    for reason in ("declares XML entities", "not a sitemap", "malformed XML"):
+        assert reason in out, out[-3000:]
