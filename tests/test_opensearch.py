@@ -89,6 +89,10 @@ def test_backfill_into_opensearch_and_its_rerun(os_client, os_settings, sample_s
     assert {d["url"] for d in indexed.values()} == {sample_site.url(p) for p in pages}, out
     assert "sink: 3 entered = 3 acknowledged" in out
 
+    resumed = run_ok(*args)  # already indexed with the same content: looked up, skipped
+
+    assert "read 3, extracted 0, indexed 0" in resumed, resumed
+
     rerun = run_ok(*args, "--redo")  # extracted and written again: same ids, no duplicates
 
     assert docs(os_client, os_settings.elasticsearch.alias).keys() == indexed.keys(), rerun
