@@ -13,7 +13,6 @@ one of its own ancestors (a loop) is counted and not read again; deeper than
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -26,14 +25,9 @@ from transforms.settings import BackfillSettings, FetchSettings
 from transforms.sitemap_walk import entry_item, fetch_sitemap
 from transforms.sitemaps import MAX_BYTES, Sitemap, SitemapTooLarge, parse_sitemap
 from transforms.sources.records import count_skip
+from transforms.sources.selection import _utc
 
 SUFFIXES = (".xml", ".xml.gz", ".txt", ".gz")
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=timezone.utc)
 
 
 def is_remote(location: str) -> bool:
