@@ -307,7 +307,7 @@ def cmd_stories(args: argparse.Namespace, _beam_args: list[str]) -> int:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
         return 2
     enrichment = None if args.no_entities else Enrichment(settings.enrich)
-    for assignment in assign_rows(rows, clusterer_of(settings.stories), enrichment):
+    for assignment in assign_rows(rows, clusterer_of(settings.stories, batch=True), enrichment):
         record = {
             "id": assignment.doc_id,
             "story_id": assignment.story_id,

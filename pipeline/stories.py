@@ -157,7 +157,7 @@ def cluster_index(settings: Settings, progress: bool = True) -> PassResult:
     from tqdm import tqdm
 
     from pipeline.elastic import install_stories_template
-    from transforms.es_client import make_client
+    from transforms.es_client import make_client, scan
     from transforms.sinks import bulk_index
 
     es = settings.elasticsearch
@@ -166,9 +166,8 @@ def cluster_index(settings: Settings, progress: bool = True) -> PassResult:
     index = install_stories_template(client, es)
     client.indices.refresh(index=es.alias, ignore_unavailable=True)
     total = client.count(index=es.alias, ignore_unavailable=True)["count"]
-    clusterer = clusterer_of(settings.stories)
+    clusterer = clusterer_of(settings.stories, batch=True)
     version = write_version()
-    written: set[str] = set()
     updates: list[dict[str, Any]] = []
     stories: list[dict[str, Any]] = []
 
@@ -183,37 +182,71 @@ def cluster_index(settings: Settings, progress: bool = True) -> PassResult:
                     result.updated += indexed
                 batch.clear()
 
-    bar = tqdm(total=total, desc="stories", unit="doc", disable=not progress)
-    for hit in scan_in_time_order(client, es.alias, {"match_all": {}}):
-        source = hit["_source"]
-        assigned = clusterer.assign(input_of_document(hit["_id"], source))
-        result.articles += 1
-        result.copies += assigned.duplicate_of is not None
+    if clusterer.refine:
+        warming = scan(
+            client,
+            es.alias,
+            {"_source": ["title_normalized", "body_normalized", "entities"]},
+            ignore_unavailable=True,
+        )
+        clusterer.warm(
+            input_of_document(hit["_id"], hit["_source"])
+            for hit in tqdm(warming, total=total, desc="stories: IDF", disable=not progress)
+        )
+    # what each article holds now, until its final assignment (refine: a window later)
+    stored: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    assigned_to: set[str] = set()
+
+    def settle(assigned: Assignment) -> None:
+        assigned_to.add(assigned.story_id)
         fields = {
             "story_id": assigned.story_id,
             "duplicate_of": assigned.duplicate_of,
             "copy_group": assigned.copy_group,
         }
-        if any(source.get(k) != v for k, v in fields.items()):
-            updates.append(
-                {"_op_type": "update", "_index": hit["_index"], "_id": hit["_id"], "doc": fields}
-            )
+        for index_name, source in stored.pop(assigned.doc_id, []):  # one id in two indices
+            result.copies += assigned.duplicate_of is not None
+            if any(source.get(k) != v for k, v in fields.items()):
+                updates.append(
+                    {
+                        "_op_type": "update",
+                        "_index": index_name,
+                        "_id": assigned.doc_id,
+                        "doc": fields,
+                    }
+                )
+
+    bar = tqdm(total=total, desc="stories", unit="doc", disable=not progress)
+    for hit in scan_in_time_order(client, es.alias, {"match_all": {}}):
+        source = hit["_source"]
+        seen = hit["_id"] in stored
+        stored.setdefault(hit["_id"], []).append(
+            (hit["_index"], {k: source.get(k) for k in STORY_ID_FIELDS})
+        )
+        assigned = clusterer.assign(input_of_document(hit["_id"], source))
+        result.articles += 1
+        if not clusterer.refine:
+            settle(assigned)
+        elif not seen:  # else it is settled with its first copy
+            for final in clusterer.take_finals():
+                settle(final)
         if result.articles % WRITE_STORIES_EVERY == 0:
-            for doc in clusterer.take_touched():
-                stories.append(story_action(doc, index, version))
-                written.add(doc["story_id"])
+            stories.extend(story_action(doc, index, version) for doc in clusterer.take_touched())
         flush()
         bar.update()
     bar.close()
-    for doc in clusterer.take_touched():
-        stories.append(story_action(doc, index, version))
-        written.add(doc["story_id"])
+    for final in clusterer.finish() if clusterer.refine else []:
+        settle(final)
+    stories.extend(story_action(doc, index, version) for doc in clusterer.take_touched())
     flush(final=True)
-    result.stories = len(written)
-    result.deleted_stories = _delete_stale_stories(client, index, written, es)
+    result.stories = len(assigned_to)
+    result.deleted_stories = _delete_stale_stories(client, index, assigned_to, es)
     client.close()
     result.seconds = time.monotonic() - started
     return result
+
+
+STORY_ID_FIELDS = ("story_id", "duplicate_of", "copy_group")
 
 
 def _delete_stale_stories(client, index: str, kept: set[str], es) -> int:

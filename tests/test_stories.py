@@ -8,8 +8,9 @@ import os
 import random
 import subprocess
 import sys
+from collections import deque
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -17,7 +18,7 @@ from pipeline.config import REPO_ROOT
 from pipeline.stories import assign_rows, story_inputs
 from tests.support.stories import ecbplus, event, row
 from transforms.settings import EnrichSettings, StoriesSettings
-from transforms.stories import clusterer_of
+from transforms.stories import StoryInput, cluster, clusterer_of
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +194,45 @@ def test_a_page_dated_in_the_year_1_does_not_stop_clustering(shared_dir):
     clusterer = clusterer_of(StoriesSettings())
     assert clusterer.assign(ancient).story_id == first["doc_id"]
     assert clusterer.assign(recent).doc_id == second["doc_id"]
+
+
+def _drifting_rows() -> list[StoryInput]:
+    """An article that, when it comes, can only join an older story, and the story it
+    belongs to, which forms after it (and a verbatim copy of it, later)."""
+    ferry = "harbour ferry capsized storm passengers rescued coastguard divers island"
+    budget = "parliament budget vote minister resigned coalition opposition taxes"
+    ferry, budget = ferry.split(), budget.split()  # noqa: SIM905 (two lines, not one list)
+    own = [f"detail{i}" for i in range(300)]
+    start = datetime(2026, 3, 2, 8, tzinfo=timezone.utc)
+
+    def item(doc_id: str, hours: float, text: list[str], source: str) -> StoryInput:
+        when = start + timedelta(hours=hours)
+        return StoryInput(doc_id, when, body_normalized=" ".join(text), source=source)
+
+    drifter = ferry[:2] * 2 + budget[:5] * 3 + own[50:80]
+    rows = [item("ferry", 0, ferry * 3 + own[:30], "a.example"), item("drifter", 1, drifter, "b")]
+    rows += [
+        item(f"budget{k}", 2 + k, budget * 3 + own[100 + 30 * k :][:30], "c") for k in range(4)
+    ]
+    return [*rows, item("copy", 7, drifter, "d")]
+
+
+def test_a_batch_pass_moves_an_article_to_the_story_that_formed_after_it():
+    items = _drifting_rows()
+    settings = StoriesSettings()
+
+    stream = {a.doc_id: a for a in cluster(items, clusterer_of(settings))}
+    batch_clusterer = clusterer_of(settings, batch=True)
+    batch = {a.doc_id: a for a in cluster(items, batch_clusterer)}
+
+    assert stream["drifter"].story_id == "ferry"  # all it could join when it came
+    assert {batch[f"budget{k}"].story_id for k in range(4)} == {"budget0"}
+    assert batch["drifter"].story_id == "budget0"  # assigned again, a window later
+    assert batch["copy"].duplicate_of == "drifter"
+    assert batch["copy"].story_id == "budget0"  # a copy follows its original
+    assert batch["ferry"].story_id == "ferry"
+    documents = {d["story_id"]: d for d in batch_clusterer.take_touched()}
+    assert documents["ferry"]["size"] == 1  # what the drifter added was taken back
+    assert documents["ferry"]["last_seen"].startswith("2026-03-02T08:00")
+    assert (documents["budget0"]["size"], documents["budget0"]["copies"]) == (6, 1)
+    assert batch_clusterer.pending == deque() and batch_clusterer.take_finals() == []

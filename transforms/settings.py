@@ -207,16 +207,21 @@ class StoriesSettings(StrictModel):
     )
     # Chosen on the development sets by bench/stories.py (see docs/stories.md).
     threshold: float = Field(
-        0.2, gt=0, description="least similarity for an article to join an open story"
+        0.225, gt=0, description="least similarity for an article to join an open story"
     )
     short_threshold: float = Field(
-        0.075, gt=0, description="the same for an article whose body has under 50 words"
+        0.035, gt=0, description="the same for an article whose body has under 50 words"
     )
     entity_weight: float = Field(
         0.4, ge=0, le=1, description="share of entity overlap in the similarity (rest: text)"
     )
     copy_threshold: float = Field(
         0.5, gt=0, le=1, description="least estimated Jaccard of word shingles for a copy"
+    )
+    refine: bool = Field(
+        True,
+        description="batch (backfill, wirestream stories): IDF over every article first, "
+        "and each article assigned again once its window has been seen",
     )
     batch_size: int = Field(100, gt=0, description="articles per stateful clustering step")
     max_wait_seconds: float = Field(

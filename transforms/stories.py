@@ -20,6 +20,16 @@ stories, not the length of the run. The same object runs in ``wirestream stories
 in the stream's stateful step and in the backfill's pass over the index, so
 thresholds chosen with the CLI are the pipeline's.
 
+In batch (``cluster`` and the backfill's pass; ``refine`` on), two things change, both
+because batch sees every article: IDF is counted over all of them first (``warm``),
+so the first articles are weighed like the last; and every article is assigned a
+second time once the sweep is a window past it, against the stories as they are then
+(its own without it): the first pass sees only what came before an article, the
+second sees its whole window, as an average-linkage clustering would. Its story may
+change; its copies follow it. The stream assigns once, as articles arrive (it cannot
+wait a window). Memory in batch: the open stories of two windows, and the vectors of
+the last window's articles.
+
 Written by hand: the libraries that cluster (scikit-learn, river) cluster a fixed set
 or have no time window, deterministic ids or entity overlap.
 """
@@ -29,9 +39,9 @@ from __future__ import annotations
 import heapq
 import math
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -123,6 +133,21 @@ def _cosine(doc: dict[str, float], summed: dict[str, float], norm: float) -> flo
     return sum(w * summed.get(t, 0.0) for t, w in doc.items()) / norm
 
 
+def _cosine_without(
+    doc: dict[str, float], summed: dict[str, float], norm: float, times: int
+) -> float:
+    """Return the cosine of unit vector ``doc`` with ``summed - times * doc`` (a sum
+    holding it ``times`` times: an article and its copies)."""
+    dot = _cosine(doc, summed, 1.0)
+    rest = norm * norm - 2 * times * dot + times * times
+    dot -= times
+    return dot / math.sqrt(rest) if rest > 1e-9 and dot > 0 else 0.0
+
+
+def _is_short(item: StoryInput) -> bool:
+    return len(words(item.body_normalized)) < SHORT_WORDS
+
+
 @dataclass
 class Story:
     """An open story: its summed vectors and what its index document shows."""
@@ -138,7 +163,7 @@ class Story:
     sources: Counter = field(default_factory=Counter)
     entities: dict[str, Counter] = field(default_factory=dict)
     countries: Counter = field(default_factory=Counter)
-    members: list[str] = field(default_factory=list)
+    members: dict[str, datetime | None] = field(default_factory=dict)  # id -> time
 
     norms: tuple[float, float] | None = None  # of terms and entity_terms, until changed
 
@@ -154,7 +179,7 @@ class Story:
     def add(self, item: StoryInput, vector: dict[str, float], entity_vector: dict[str, float]):
         self.size += 1
         self.norms = None
-        self.members.append(item.doc_id)
+        self.members[item.doc_id] = item.time
         if item.time and (self.last_seen is None or item.time > self.last_seen):
             self.last_seen = item.time
         if item.time and (self.first_seen is None or item.time < self.first_seen):
@@ -176,6 +201,31 @@ class Story:
                 sorted(set(item.entities.get(kind, [])))
             )
         self.countries.update(sorted(set(item.countries)))
+
+    def remove(self, item: StoryInput, vector: dict[str, float], entity_vector: dict[str, float]):
+        """Take back what ``add`` added for ``item`` (a batch pass moving it elsewhere)."""
+        self.size -= 1
+        self.norms = None
+        self.members.pop(item.doc_id, None)
+        times = [t for t in self.members.values() if t is not None]
+        self.first_seen, self.last_seen = (min(times), max(times)) if times else (None, None)
+        for target, added in ((self.terms, vector), (self.entity_terms, entity_vector)):
+            for term, weight in added.items():
+                left = target.get(term, 0.0) - weight
+                if left > 1e-9:
+                    target[term] = left
+                else:
+                    target.pop(term, None)
+        if item.source:
+            self.sources[item.source] -= 1
+        for kind in STORY_ENTITY_TYPES:
+            self.entities.setdefault(kind, Counter()).subtract(
+                sorted(set(item.entities.get(kind, [])))
+            )
+        self.countries.subtract(sorted(set(item.countries)))
+        for counter in (self.sources, self.countries, *self.entities.values()):
+            for key in [k for k, n in counter.items() if n <= 0]:
+                del counter[key]
 
     def document(self) -> dict[str, Any]:
         """Return the story's document for the stories index."""
@@ -212,18 +262,37 @@ class _Copyable:
     story_id: str
 
 
+@dataclass
+class _Pending:
+    """An article waiting for its second assignment (batch), without its texts."""
+
+    item: StoryInput
+    vector: dict[str, float]
+    entity_vector: dict[str, float]
+    short: bool
+    story_id: str
+    group: str
+
+
 class StoryClusterer:
     """Assigns stories and copies to articles seen in time order; see the module doc."""
 
     def __init__(
         self,
         window: timedelta = timedelta(hours=72),
-        threshold: float = 0.2,
+        threshold: float = 0.225,
         entity_weight: float = 0.4,
         copy_threshold: float = 0.5,
-        short_threshold: float = 0.075,
+        short_threshold: float = 0.035,
+        refine: bool = False,
     ) -> None:
         self.window = window
+        self.refine = refine
+        self.idf_frozen = False  # counted over every article first (warm)
+        self.pending: deque[_Pending] = deque()  # refine: first pass done, second not
+        self.final_story: dict[str, str] = {}  # refine: second pass done (open stories)
+        self.finals: list[Assignment] = []  # refine: not yet taken
+        self.waiting_copies: Counter = Counter()  # refine: pending copies per original
         self.threshold = threshold
         self.short_threshold = short_threshold
         self.entity_weight = entity_weight
@@ -250,8 +319,8 @@ class StoryClusterer:
         for term in set(terms):
             self.df[_bucket(term)] += 1
 
-    def vectors(self, item: StoryInput) -> tuple[dict[str, float], dict[str, float]]:
-        """Return the article's TF-IDF vector and its entity vector (both unit length)."""
+    @staticmethod
+    def _terms(item: StoryInput) -> tuple[list[str], list[str]]:
         terms = content_terms(item.title_normalized) * TITLE_WEIGHT + content_terms(
             item.body_normalized
         )
@@ -260,7 +329,20 @@ class StoryClusterer:
             for kind in STORY_ENTITY_TYPES
             for value in sorted(set(item.entities.get(kind, [])))
         ]
-        self._count([*terms, *entity_terms])
+        return terms, entity_terms
+
+    def warm(self, items: Iterable[StoryInput]) -> None:
+        """Count IDF over ``items`` (every article a batch pass will see) and keep it."""
+        for item in items:
+            terms, entity_terms = self._terms(item)
+            self._count([*terms, *entity_terms])
+        self.idf_frozen = True
+
+    def vectors(self, item: StoryInput) -> tuple[dict[str, float], dict[str, float]]:
+        """Return the article's TF-IDF vector and its entity vector (both unit length)."""
+        terms, entity_terms = self._terms(item)
+        if not self.idf_frozen:
+            self._count([*terms, *entity_terms])
         counts = Counter(terms)
         vector = {t: (1 + math.log(n)) * self._idf(t) for t, n in counts.items()}
         entity_vector = {t: self._idf(t) for t in entity_terms}
@@ -272,6 +354,8 @@ class StoryClusterer:
         """Return the article's story and copy fields, and remember it."""
         if item.time and (self.now is None or item.time > self.now):
             self.now = item.time
+            if self.refine:
+                self._mature()
             if self.closed_at is None or self.now - self.closed_at >= self.window / 100:
                 self._close_old()
         known = self.member_of.get(item.doc_id)
@@ -285,8 +369,71 @@ class StoryClusterer:
         if original is not None:
             story_id, group = original.story_id, original.group
         else:
-            story_id, group = self._best_story(item, vector, entity_vector), item.doc_id
-        return self._join(item, story_id, group, vector, entity_vector, sig)
+            short = _is_short(item)
+            story_id, group = self._best_story(item, vector, entity_vector, short), item.doc_id
+        assigned = self._join(item, story_id, group, vector, entity_vector, sig)
+        if self.refine:
+            bare = replace(item, title_normalized="", body_normalized="")
+            self.pending.append(
+                _Pending(bare, vector, entity_vector, _is_short(item), story_id, group)
+            )
+            if group != item.doc_id:
+                self.waiting_copies[group] += 1
+        return assigned
+
+    # --- the second assignment (batch) ---------------------------------------------
+
+    def _mature(self, everything: bool = False) -> None:
+        """Assign again the pending articles a window older than the newest (all of them
+        with ``everything``)."""
+        while self.pending and (everything or self._due(self.pending[0].item.time)):
+            self.finals.append(self._reassign(self.pending.popleft()))
+
+    def _due(self, time: datetime | None) -> bool:
+        """Whether every article of the window after ``time`` has been seen (an undated
+        article: once a dated one comes)."""
+        return self.now is not None and (time is None or self.now - time > self.window)
+
+    def _reassign(self, pending: _Pending) -> Assignment:
+        item, doc_id = pending.item, pending.item.doc_id
+        if pending.group != doc_id:  # a copy goes where its original went
+            self.waiting_copies[pending.group] -= 1
+            if self.waiting_copies[pending.group] <= 0:
+                del self.waiting_copies[pending.group]
+            target = self.final_story.get(pending.group, pending.story_id)
+            if target not in self.stories:
+                target = pending.story_id
+        else:
+            target = self._best_story(
+                item, pending.vector, pending.entity_vector, pending.short, pending.story_id
+            )
+            if target == doc_id and pending.story_id != doc_id and doc_id in self.stories:
+                target = pending.story_id  # its own id names a story it is leaving: stay
+        if target != pending.story_id:
+            old = self.stories[pending.story_id]
+            old.remove(item, pending.vector, pending.entity_vector)
+            if pending.group != doc_id:
+                old.copies -= 1
+            self.touched.add(old.story_id)
+            if old.size == 0:
+                del self.stories[old.story_id]
+            self._join(item, target, pending.group, pending.vector, pending.entity_vector, None)
+        self.final_story[doc_id] = target
+        if doc_id in self.signatures:  # later copies join it where it is now
+            self.signatures[doc_id][1].story_id = target
+        duplicate_of = pending.group if pending.group != doc_id else None
+        return Assignment(doc_id, target, duplicate_of, pending.group)
+
+    def finish(self) -> list[Assignment]:
+        """Return the articles' final assignments not taken yet, assigning every pending
+        one (the end of a batch pass)."""
+        self._mature(everything=True)
+        return self.take_finals()
+
+    def take_finals(self) -> list[Assignment]:
+        """Return the final assignments made since the last call (refine)."""
+        finals, self.finals = self.finals, []
+        return finals
 
     def restore(self, item: StoryInput, story_id: str, copy_group: str | None) -> None:
         """Remember an article assigned earlier (a restarted stream reading its open
@@ -347,12 +494,20 @@ class StoryClusterer:
         return self.signatures[best[1]][1] if best else None
 
     def _best_story(
-        self, item: StoryInput, vector: dict[str, float], entity_vector: dict[str, float]
+        self,
+        item: StoryInput,
+        vector: dict[str, float],
+        entity_vector: dict[str, float],
+        short: bool,
+        leaving: str | None = None,
     ) -> str:
+        """Return the open story most similar to the article, at least the threshold, else
+        its own id; ``leaving``: the story it is in, scored without it."""
         candidates: set[str] = set()
         for term in (*heapq.nlargest(20, vector, key=vector.__getitem__), *entity_vector):
             candidates |= self.postings.get(term, set())
-        short = len(words(item.body_normalized)) < SHORT_WORDS
+        if leaving is not None:
+            candidates.add(leaving)
         best, best_score = item.doc_id, self.short_threshold if short else self.threshold
         text_weight = 1.0 - self.entity_weight if entity_vector else 1.0
         for story_id in sorted(candidates):
@@ -360,11 +515,19 @@ class StoryClusterer:
             if story is None or not self._open(story, item.time):
                 continue
             text_norm, entity_norm = story.vector_norms()
-            score = text_weight * _cosine(vector, story.terms, text_norm)
-            if entity_vector and self.entity_weight:
-                score += self.entity_weight * _cosine(
-                    entity_vector, story.entity_terms, entity_norm
-                )
+            if story_id == leaving:  # without it and the copies that wait to follow it
+                times = 1 + self.waiting_copies[item.doc_id]
+                score = text_weight * _cosine_without(vector, story.terms, text_norm, times)
+                if entity_vector and self.entity_weight:
+                    score += self.entity_weight * _cosine_without(
+                        entity_vector, story.entity_terms, entity_norm, times
+                    )
+            else:
+                score = text_weight * _cosine(vector, story.terms, text_norm)
+                if entity_vector and self.entity_weight:
+                    score += self.entity_weight * _cosine(
+                        entity_vector, story.entity_terms, entity_norm
+                    )
             if score >= best_score:
                 best, best_score = story_id, score
         return best
@@ -378,8 +541,8 @@ class StoryClusterer:
         """Forget stories whose last article is more than a window older than the newest."""
         assert self.now is not None
         self.closed_at = self.now
-        try:
-            horizon = self.now - self.window
+        try:  # a pending article (refine) may still join a story up to a window before it
+            horizon = self.now - self.window * (2 if self.refine else 1)
         except OverflowError:  # a page dated near the year 1: nothing is older
             return
         closed = [
@@ -395,6 +558,7 @@ class StoryClusterer:
             del self.stories[story.story_id]
             for member in story.members:
                 self.member_of.pop(member, None)
+                self.final_story.pop(member, None)
                 if member in self.signatures:
                     del self.signatures[member]
                     self.lsh.remove(member)
@@ -414,26 +578,33 @@ class StoryClusterer:
         return len(self.stories)
 
 
-def clusterer_of(settings: StoriesSettings) -> StoryClusterer:
-    """Return an empty clusterer with ``settings``' window and thresholds."""
+def clusterer_of(settings: StoriesSettings, batch: bool = False) -> StoryClusterer:
+    """Return an empty clusterer with ``settings``' window and thresholds; ``batch``: for
+    a pass that sees every article (refined when ``settings.refine``)."""
     return StoryClusterer(
         timedelta(hours=settings.window_hours),
         settings.threshold,
         settings.entity_weight,
         settings.copy_threshold,
         settings.short_threshold,
+        refine=batch and settings.refine,
     )
 
 
 def cluster(items: list[StoryInput], clusterer: StoryClusterer | None = None) -> list[Assignment]:
     """Return each item's assignment, in input order; items are seen by time, then input
-    order (undated ones first)."""
+    order (undated ones first). A refining clusterer counts IDF over all items first."""
     clusterer = clusterer or StoryClusterer()
     order = sorted(range(len(items)), key=lambda i: (_sort_time(items[i].time), i))
-    assigned: dict[int, Assignment] = {}
+    if clusterer.refine:
+        clusterer.warm(items)
+    first: dict[int, Assignment] = {}
     for index in order:
-        assigned[index] = clusterer.assign(items[index])
-    return [assigned[i] for i in range(len(items))]
+        first[index] = clusterer.assign(items[index])
+    if not clusterer.refine:
+        return [first[i] for i in range(len(items))]
+    final = {a.doc_id: a for a in clusterer.finish()}
+    return [final.get(items[i].doc_id, first[i]) for i in range(len(items))]
 
 
 def _sort_time(time: datetime | None) -> float:
