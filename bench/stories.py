@@ -50,6 +50,7 @@ from transforms.settings import EnrichSettings, StoriesSettings  # noqa: E402
 from transforms.stories import StoryInput, cluster, clusterer_of, content_terms  # noqa: E402
 
 THRESHOLDS = [round(0.025 * i, 3) for i in range(3, 15)]
+SHORT_THRESHOLDS = [0.015, 0.025, 0.035, 0.05, 0.06, 0.075, 0.09, 0.1, 0.125]
 ENTITY_WEIGHTS = [0.0, 0.2, 0.4, 0.6]
 
 
@@ -184,6 +185,7 @@ def fold(items, gold, keys, parity: int):
 def held_out_table(sets: dict, settings: StoriesSettings) -> None:
     """Two-fold cross-validation: choose on one half of a set, report on the other."""
     full_text = [{"threshold": t, "entity_weight": w} for w in ENTITY_WEIGHTS for t in THRESHOLDS]
+    headlines = [{"short_threshold": t} for t in SHORT_THRESHOLDS]
     print(
         "\nHeld out: settings chosen on one half (ECB+ by topic, UCI by story), BCubed F1 "
         "reported on the other half, beside the agglomerative baseline at ITS best cut on "
@@ -196,7 +198,7 @@ def held_out_table(sets: dict, settings: StoriesSettings) -> None:
             tune_items, tune_gold = fold(items, gold, keys, parity)
             test_items, test_gold = fold(items, gold, keys, 1 - parity)
             # headlines: the short threshold only, at the full-text entity weight
-            grid = full_text if name == "ECB+" else [{"short_threshold": t} for t in THRESHOLDS]
+            grid = full_text if name == "ECB+" else headlines
             chosen, f1 = best_setting(tune_items, tune_gold, settings, grid)
             held = bcubed(ours(test_items, settings, **chosen), test_gold)[2]
             _, labels = agglomerative(test_items, test_gold)

@@ -92,7 +92,7 @@ class Assignment:
 
 def words(text: str) -> list[str]:
     """Return the word tokens of normalised ``text`` (punctuation tokens dropped)."""
-    return [t for t in text.split() if any(c.isalnum() for c in t)]
+    return [t for t in text.split() if t.isalnum() or any(c.isalnum() for c in t)]
 
 
 def content_terms(text: str) -> list[str]:
@@ -130,7 +130,8 @@ def _normalized(weights: dict[str, float], keep: int) -> dict[str, float]:
 def _cosine(doc: dict[str, float], summed: dict[str, float], norm: float) -> float:
     if not doc or norm == 0:
         return 0.0
-    return sum(w * summed.get(t, 0.0) for t, w in doc.items()) / norm
+    # fsum: exactly rounded, so the set's order (which the hash seed sets) cannot matter
+    return math.fsum(doc[t] * summed[t] for t in doc.keys() & summed.keys()) / norm
 
 
 def _cosine_without(
@@ -368,15 +369,13 @@ class StoryClusterer:
         original = self._original_of(sig)
         if original is not None:
             story_id, group = original.story_id, original.group
-        else:
-            short = _is_short(item)
+        short = _is_short(item)
+        if original is None:
             story_id, group = self._best_story(item, vector, entity_vector, short), item.doc_id
         assigned = self._join(item, story_id, group, vector, entity_vector, sig)
         if self.refine:
             bare = replace(item, title_normalized="", body_normalized="")
-            self.pending.append(
-                _Pending(bare, vector, entity_vector, _is_short(item), story_id, group)
-            )
+            self.pending.append(_Pending(bare, vector, entity_vector, short, story_id, group))
             if group != item.doc_id:
                 self.waiting_copies[group] += 1
         return assigned
