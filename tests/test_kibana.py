@@ -245,3 +245,23 @@ def test_a_panel_on_an_unmapped_field_fails_and_others_pass(es_client):
         assert check_panel(es_client, top_sources, index, "sources").status == "ok"
     finally:
         es_client.indices.delete(index=index)
+
+
+@pytest.mark.integration
+def test_missing_indices_are_reported_not_raised(es_client):
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    names = Names(prefix, f"{prefix}-stats", f"{prefix}-stories")
+    (result,) = check_live(es_client, names)  # nothing indexed: one clear line
+    assert result.status == "fail" and "not found" in result.detail
+
+    es_client.indices.create(index=prefix, mappings={"properties": {"source": {"type": "keyword"}}})
+    try:  # a backfill wrote articles; only a stream writes the stats index
+        es_client.index(index=prefix, document={"source": "a.example"}, refresh=True)
+        results = {r.name: r for r in check_live(es_client, names)}
+        health = [r for name, r in results.items() if name.startswith("Ingestion health /")]
+        assert health and all(r.status == "empty" for r in health)
+        assert "a backfill does not" in health[0].detail
+        stories = [r for name, r in results.items() if name.startswith("Stories /")]
+        assert stories and all(r.status == "fail" for r in stories)  # no stories index
+    finally:
+        es_client.indices.delete(index=prefix)

@@ -236,3 +236,26 @@ def test_a_batch_pass_moves_an_article_to_the_story_that_formed_after_it():
     assert documents["ferry"]["last_seen"].startswith("2026-03-02T08:00")
     assert (documents["budget0"]["size"], documents["budget0"]["copies"]) == (6, 1)
     assert batch_clusterer.pending == deque() and batch_clusterer.take_finals() == []
+
+
+def test_a_body_too_short_to_sign_is_a_copy_only_when_body_and_title_repeat():
+    start = datetime(2026, 3, 2, 8, tzinfo=timezone.utc)
+    brief = "the indian navy foiled a pirate attack in the gulf of aden on friday ."
+    title = "navy foils pirate attack"
+
+    def item(doc_id: str, hours: int, title_text: str, body: str) -> StoryInput:
+        when = start + timedelta(hours=hours)
+        return StoryInput(doc_id, when, title_normalized=title_text, body_normalized=body)
+
+    stub = "subscribe to read the full story ."
+    items = [
+        item("brief", 0, title, brief),
+        item("republished", 2, title, brief),  # 15 words: no MinHash signature
+        item("stub-a", 3, "markets close higher", stub),
+        item("stub-b", 4, "storm hits the coast", stub),  # the same stub, another story
+    ]
+    for batch in (False, True):
+        assigned = {a.doc_id: a for a in cluster(items, clusterer_of(StoriesSettings(), batch))}
+        assert assigned["republished"].duplicate_of == "brief"
+        assert assigned["republished"].story_id == assigned["brief"].story_id
+        assert assigned["stub-b"].duplicate_of is None

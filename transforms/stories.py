@@ -36,6 +36,7 @@ or have no time window, deterministic ids or entity overlap.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import math
 import zlib
@@ -143,6 +144,15 @@ def _cosine_without(
     rest = norm * norm - 2 * times * dot + times * times
     dot -= times
     return dot / math.sqrt(rest) if rest > 1e-9 and dot > 0 else 0.0
+
+
+def _exact_key(item: StoryInput) -> bytes | None:
+    """Return the digest a body too short to sign is matched on, with its title (two
+    stubs such as "subscribe to read" under different titles are not copies)."""
+    if not item.body_normalized.strip():
+        return None
+    text = f"{item.title_normalized}\n{item.body_normalized}".encode()
+    return hashlib.blake2b(text, digest_size=16).digest()
 
 
 def _is_short(item: StoryInput) -> bool:
@@ -261,6 +271,7 @@ class _Copyable:
     time: datetime | None
     group: str
     story_id: str
+    exact_key: bytes | None = None  # a body too short to sign: its digest with the title
 
 
 @dataclass
@@ -304,7 +315,8 @@ class StoryClusterer:
         self.postings: dict[str, set[str]] = {}  # term -> open stories holding it
         self.member_of: dict[str, str] = {}  # article -> story, for articles seen again
         self.lsh = MinHashLSH(threshold=copy_threshold, num_perm=NUM_PERM)
-        self.signatures: dict[str, tuple[np.ndarray, _Copyable]] = {}
+        self.signatures: dict[str, tuple[np.ndarray | None, _Copyable]] = {}
+        self.exact: dict[bytes, str] = {}  # short body and title -> the first article
         self.now: datetime | None = None  # the newest article's time
         self.closed_at: datetime | None = None  # when old stories were last closed
         self.touched: set[str] = set()  # stories changed since the last take_touched
@@ -366,7 +378,7 @@ class StoryClusterer:
             return Assignment(item.doc_id, known, None if group == item.doc_id else group, group)
         vector, entity_vector = self.vectors(item)
         sig = signature(item.body_normalized)
-        original = self._original_of(sig)
+        original = self._original_of(sig) if sig is not None else self._exact_original(item)
         if original is not None:
             story_id, group = original.story_id, original.group
         short = _is_short(item)
@@ -475,15 +487,22 @@ class StoryClusterer:
         if sig is not None:
             self.signatures[item.doc_id] = (sig, _Copyable(item.time, group, story_id))
             self.lsh.insert(item.doc_id, self._minhash(sig), check_duplication=False)
+        elif (key := _exact_key(item)) is not None:
+            self.exact.setdefault(key, item.doc_id)
+            self.signatures[item.doc_id] = (None, _Copyable(item.time, group, story_id, key))
         self.touched.add(story_id)
         return Assignment(item.doc_id, story_id, group if group != item.doc_id else None, group)
 
     def _minhash(self, sig: np.ndarray) -> MinHash:
         return MinHash(num_perm=NUM_PERM, seed=1, hashvalues=sig.astype(np.uint64), scheme=SCHEME)
 
-    def _original_of(self, sig: np.ndarray | None) -> _Copyable | None:
-        if sig is None:
-            return None
+    def _exact_original(self, item: StoryInput) -> _Copyable | None:
+        """Return the open article a short body (and its title) repeats exactly."""
+        key = _exact_key(item)
+        first = self.exact.get(key) if key is not None else None
+        return self.signatures[first][1] if first is not None else None
+
+    def _original_of(self, sig: np.ndarray) -> _Copyable | None:
         best: tuple[float, str] | None = None
         for key in self.lsh.query(self._minhash(sig)):
             other, _ = self.signatures[key]
@@ -559,8 +578,11 @@ class StoryClusterer:
                 self.member_of.pop(member, None)
                 self.final_story.pop(member, None)
                 if member in self.signatures:
-                    del self.signatures[member]
-                    self.lsh.remove(member)
+                    sig, copyable = self.signatures.pop(member)
+                    if sig is not None:
+                        self.lsh.remove(member)
+                    elif copyable.exact_key and self.exact.get(copyable.exact_key) == member:
+                        del self.exact[copyable.exact_key]
         for term in list(self.postings):
             self.postings[term] -= ids
             if not self.postings[term]:

@@ -24,6 +24,8 @@ from pipeline.kibana.objects import (
     build_objects,
 )
 
+# Why an index may be absent on healthy data (its panels are then "empty", not failed).
+MAY_BE_ABSENT = {"stats": "only a running stream writes it, a backfill does not"}
 JSON_ATTRIBUTES = ("panelsJSON", "optionsJSON", "layerListJSON", "mapStateJSON", "uiStateJSON")
 
 
@@ -197,6 +199,9 @@ def check_panel(client: Elasticsearch, panel: Panel, index: str, label: str) -> 
 def check_live(client: Elasticsearch, names: Names) -> list[Result]:
     """Return one result per saved search and per dashboard panel, against live data."""
     indices = {"articles": names.articles, "stats": names.stats, "stories": names.stories}
+    absent = {view for view, index in indices.items() if not client.indices.exists(index=index)}
+    if "articles" in absent:
+        return [Result(f"index {names.articles}", "fail", "not found: nothing indexed yet?")]
     results = []
     for key, spec in SEARCHES.items():
         label = f"search: {spec.title}"
@@ -216,6 +221,11 @@ def check_live(client: Elasticsearch, names: Names) -> list[Result]:
             if panel.chart == "search":
                 continue
             label = f"{dashboard.title} / {panel.title}"
+            if panel.view in absent:
+                why = MAY_BE_ABSENT.get(panel.view)
+                detail = f"no index {indices[panel.view]!r}" + (f": {why}" if why else "")
+                results.append(Result(label, "empty" if why else "fail", detail))
+                continue
             results.append(check_panel(client, panel, indices[panel.view], label))
     return results
 
