@@ -295,9 +295,11 @@ def cmd_stories(args: argparse.Namespace, _beam_args: list[str]) -> int:
     settings = load_settings(args.config).with_overrides(
         stories={
             "threshold": args.threshold,
+            "short_threshold": args.short_threshold,
             "entity_weight": args.entity_weight,
             "window_hours": args.window_hours,
             "copy_threshold": args.copy_threshold,
+            "refine": False if args.one_pass else None,
         }
     )
     try:
@@ -550,10 +552,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stories.add_argument("--config", help="profile YAML (the stories and enrich settings)")
     stories.add_argument("--threshold", type=float, help="least similarity to join a story")
+    stories.add_argument(
+        "--short-threshold", type=float, help="the same for a body under 50 words (headlines)"
+    )
     stories.add_argument("--entity-weight", type=float, help="share of entity overlap (0-1)")
     stories.add_argument("--window-hours", type=float, help="hours a story stays open")
     stories.add_argument("--copy-threshold", type=float, help="least shingle Jaccard for a copy")
     stories.add_argument("--no-entities", action="store_true", help="skip entity tagging")
+    stories.add_argument(
+        "--one-pass",
+        action="store_true",
+        help="assign as the stream does (one pass, IDF as articles come), not as the backfill",
+    )
     stories.set_defaults(func=cmd_stories)
 
     replay = sub.add_parser("replay", help="re-index documents from dead-letter files")

@@ -152,9 +152,9 @@ def test_an_article_seen_again_keeps_its_story(shared_dir):
     assert sum(s.size for s in clusterer.stories.values()) == 2
 
 
-def _cli(path, seed: str) -> subprocess.CompletedProcess:
+def _cli(path, seed: str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "stories", str(path), "--no-entities"],
+        [sys.executable, "-m", "pipeline.cli", "stories", str(path), "--no-entities", *extra],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -181,6 +181,11 @@ def test_cli_prints_each_article_in_input_order_the_same_in_every_process(shared
     stories = {line["story_id"] for line in lines}
     assert 3 <= len(stories) < len(rows)
     assert stories <= {line["id"] for line in lines}  # a story is named by an article
+    one_pass = _cli(path, "1", "--one-pass", "--short-threshold", "0.05")  # as the stream
+    assert one_pass.returncode == 0, one_pass.stderr
+    assert [json.loads(line)["id"] for line in one_pass.stdout.splitlines()] == [
+        line["id"] for line in lines
+    ]
 
     path.write_text(path.read_text() + "{not json\n")
     bad = _cli(path, "1")
@@ -194,6 +199,8 @@ def test_a_page_dated_in_the_year_1_does_not_stop_clustering(shared_dir):
     clusterer = clusterer_of(StoriesSettings())
     assert clusterer.assign(ancient).story_id == first["doc_id"]
     assert clusterer.assign(recent).doc_id == second["doc_id"]
+    batch = cluster([ancient, recent], clusterer_of(StoriesSettings(), batch=True))
+    assert [a.story_id for a in batch] == [first["doc_id"], second["doc_id"]]
 
 
 def _drifting_rows() -> list[StoryInput]:
