@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pipeline.config import REPO_ROOT
 from pipeline.stories import assign_rows, story_inputs
 from tests.support.stories import ecbplus, event, row
 from transforms.settings import EnrichSettings, StoriesSettings
-from transforms.stories import StoryInput, cluster, clusterer_of
+from transforms.stories import StoryClusterer, StoryInput, cluster, clusterer_of
 
 
 @pytest.fixture(scope="module")
@@ -266,3 +267,22 @@ def test_a_body_too_short_to_sign_is_a_copy_only_when_body_and_title_repeat():
         assert assigned["republished"].duplicate_of == "brief"
         assert assigned["republished"].story_id == assigned["brief"].story_id
         assert assigned["stub-b"].duplicate_of is None
+
+
+def test_a_state_pickled_by_the_previous_version_still_assigns(shared_dir):
+    items = story_inputs(_mixed_rows(shared_dir), None)
+    clusterer = clusterer_of(StoriesSettings())
+    expected = [clusterer.assign(i) for i in items]
+    older = clusterer_of(StoriesSettings())
+    for item in items[:5]:
+        older.assign(item)
+    state = dict(older.__dict__)  # as the version before batch refinement pickled it
+    new = ("refine", "idf_frozen", "pending", "final_story", "finals", "waiting_copies", "exact")
+    for name in new:
+        del state[name]
+    for story in state["stories"].values():
+        story.members = list(story.members)
+    resumed = StoryClusterer.__new__(StoryClusterer)
+    resumed.__setstate__(pickle.loads(pickle.dumps(state)))
+
+    assert [resumed.assign(i) for i in items[5:]] == expected[5:]

@@ -595,6 +595,22 @@ class StoryClusterer:
         closed, self.closed = self.closed, []
         return closed + [self.stories[s].document() for s in sorted(touched) if s in self.stories]
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Accept a state an older version pickled (a stream resumed from a savepoint)."""
+        defaults = {
+            "refine": False,
+            "idf_frozen": False,
+            "pending": deque(),
+            "final_story": {},
+            "finals": [],
+            "waiting_copies": Counter(),
+            "exact": {},
+        }
+        self.__dict__.update({**defaults, **state})
+        for story in self.stories.values():
+            if isinstance(story.members, list):  # members had no times
+                story.members = dict.fromkeys(story.members)
+
     def open_stories(self) -> int:
         return len(self.stories)
 
