@@ -139,7 +139,9 @@ def _cosine_without(
     doc: dict[str, float], summed: dict[str, float], norm: float, times: int
 ) -> float:
     """Return the cosine of unit vector ``doc`` with ``summed - times * doc`` (a sum
-    holding it ``times`` times: an article and its copies)."""
+    holding it ``times`` times: an article and its copies; 0: any other sum)."""
+    if times == 0:
+        return _cosine(doc, summed, norm)
     dot = _cosine(doc, summed, 1.0)
     rest = norm * norm - 2 * times * dot + times * times
     dot -= times
@@ -533,19 +535,13 @@ class StoryClusterer:
             if story is None or not self._open(story, item.time):
                 continue
             text_norm, entity_norm = story.vector_norms()
-            if story_id == leaving:  # without it and the copies that wait to follow it
-                times = 1 + self.waiting_copies[item.doc_id]
-                score = text_weight * _cosine_without(vector, story.terms, text_norm, times)
-                if entity_vector and self.entity_weight:
-                    score += self.entity_weight * _cosine_without(
-                        entity_vector, story.entity_terms, entity_norm, times
-                    )
-            else:
-                score = text_weight * _cosine(vector, story.terms, text_norm)
-                if entity_vector and self.entity_weight:
-                    score += self.entity_weight * _cosine(
-                        entity_vector, story.entity_terms, entity_norm
-                    )
+            # the story it is leaving: without it and the copies that wait to follow it
+            times = (1 + self.waiting_copies[item.doc_id]) if story_id == leaving else 0
+            score = text_weight * _cosine_without(vector, story.terms, text_norm, times)
+            if entity_vector and self.entity_weight:
+                score += self.entity_weight * _cosine_without(
+                    entity_vector, story.entity_terms, entity_norm, times
+                )
             if score >= best_score:
                 best, best_score = story_id, score
         return best
