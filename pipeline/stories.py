@@ -35,6 +35,7 @@ from transforms.assign_stories import (
     story_action,
     write_version,
 )
+from transforms.language import with_language
 from transforms.normalize import normalize_article
 from transforms.stories import (
     Assignment,
@@ -67,11 +68,12 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def article_of(row: dict[str, Any], index: int) -> Article:
-    """Return the (not yet normalised) article a row describes."""
+    """Return the (not yet normalised) article a row describes, in the language its text
+    is in (``language`` in the row is the declared one)."""
     url = str(row.get("url") or "")
     source = str(row.get("source") or urlsplit(url).hostname or "")
     published = parse_time(row.get("published_at"))
-    return Article(
+    article = Article(
         url=url,
         canonical_url=url or f"row:{index}",
         source=source,
@@ -80,7 +82,9 @@ def article_of(row: dict[str, Any], index: int) -> Article:
         body=str(row.get("body") or ""),
         fetched_at=published or EPOCH,
         published_at=published,
+        language_declared=str(row["language"]) if row.get("language") else None,
     )
+    return with_language(article)
 
 
 def row_id(row: dict[str, Any], index: int) -> str:
@@ -174,6 +178,8 @@ def cluster_index(settings: Settings, progress: bool = True) -> PassResult:
     def flush(final: bool = False) -> None:
         for batch, is_story in ((updates, False), (stories, True)):
             if batch and (final or len(batch) >= PAGE):
+                if not is_story:
+                    with_search_copies(client, es.alias, batch)
                 indexed, failed = bulk_index(client, batch, es)
                 result.failed += len(failed)
                 for action, reason, detail in failed[:5]:
@@ -247,6 +253,25 @@ def cluster_index(settings: Settings, progress: bool = True) -> PassResult:
 
 
 STORY_ID_FIELDS = ("story_id", "duplicate_of", "copy_group")
+
+
+def with_search_copies(client, alias: str, updates: list[dict[str, Any]]) -> None:
+    """Add to each partial update the article's ``search`` copy: it is not in ``_source``,
+    so an update, which rewrites the document from ``_source``, would drop it."""
+    from transforms.analysis import search_fields
+
+    found = client.search(
+        index=alias,
+        query={"ids": {"values": sorted({u["_id"] for u in updates})}},
+        size=2 * len(updates),  # an id can be in two monthly indices
+        source_includes=["title", "body", "language"],
+    )["hits"]["hits"]
+    texts = {(h["_index"], h["_id"]): h["_source"] for h in found}
+    for update in updates:
+        source = texts.get((update["_index"], update["_id"]), {})
+        update["doc"] = update["doc"] | search_fields(
+            source.get("title") or "", source.get("body") or "", source.get("language")
+        )
 
 
 def _delete_stale_stories(client, index: str, kept: set[str], es) -> int:

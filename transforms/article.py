@@ -62,7 +62,9 @@ class Article:
     fetched_at: datetime
     published_at: datetime | None = None
     authors: list[str] = field(default_factory=list)
-    language: str | None = None
+    language: str | None = None  # ISO 639-1, from the text and the declaration (language.py)
+    language_declared: str | None = None  # what the page, feed or sidecar said
+    language_confidence: float | None = None  # share of the text in ``language``
     top_image: str | None = None
     tags: list[str] = field(default_factory=list)
     publisher: str = ""
@@ -75,6 +77,8 @@ class Article:
     body_truncated: bool = False  # the body was cut at ``max_body_chars``
     entities: dict[str, list[str]] = field(default_factory=dict)
     entity_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    entities_model: str | None = None  # the spaCy model that tagged it
+    entities_skipped: str | None = None  # why none did: no_model, unknown_language
     locations: list[dict[str, float]] = field(default_factory=list)
     countries: list[str] = field(default_factory=list)
     story_id: str | None = None  # the first article of its story (transforms/stories.py)

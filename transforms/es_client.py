@@ -56,10 +56,13 @@ class _OpenSearchIndices:
         body = fields | ({"_meta": meta} if meta is not None else {})
         return self.client.raw.indices.put_index_template(name=name, body=body)
 
+    def analyze(self, **fields: Any) -> Any:
+        return self.client.raw.indices.analyze(body=fields)
+
 
 class OpenSearchClient:
     """opensearch-py behind the elasticsearch-py calls the project makes (``search``,
-    ``count``, ``indices.refresh``/``put_index_template``, ``options``, ``close``)."""
+    ``count``, ``indices.refresh``/``put_index_template``/``analyze``, ``options``, ``close``)."""
 
     def __init__(self, raw: opensearchpy.OpenSearch, ignore: tuple[int, ...] = ()) -> None:
         self.raw = raw

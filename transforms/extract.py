@@ -14,7 +14,9 @@ from the backend chosen in ``extract.backend``:
 docs/extraction.md has the measurements behind the default. Titles lose the site's
 name and bylines are split into names (:mod:`transforms.bylines`). The page's publish
 date is its declared one, else the feed entry's, else the extractor's guess; the page's
-``<link rel=canonical>`` wins over the fetched URL when it stays on the same site.
+``<link rel=canonical>`` wins over the fetched URL when it stays on the same site. The
+language is read from the title and body and weighed against the declared one
+(:mod:`transforms.language`).
 Nothing here touches the network: newspaper's image fetching is off.
 """
 
@@ -40,6 +42,7 @@ from transforms.article import Article, FeedItem, Page
 from transforms.bylines import clean_authors, clean_title, fold
 from transforms.dead_letters import Failure, dead_letter
 from transforms.guard import guarded
+from transforms.language import with_language
 from transforms.page_meta import Author, PageMeta, read_page_meta
 from transforms.urls import canonicalize_url, source_domain
 
@@ -277,8 +280,8 @@ def extract_article(
         or clean_authors(Author(a) for a in (item.authors if item else []))
         or clean_authors(Author(a) for a in found.authors or [])
     )
-    language = meta.language or found.language or (item.language if item else None)
-    return Article(
+    declared = meta.language or found.language or (item.language if item else None)
+    article = Article(
         url=canonicalize_url(url),
         canonical_url=canonical,
         source=source,
@@ -289,12 +292,13 @@ def extract_article(
         fetched_at=fetched_at or datetime.now(timezone.utc),
         published_at=published,
         authors=authors,
-        language=language.lower()[:8] if language else None,
+        language_declared=declared,
         top_image=found.top_image,
         tags=list(item.tags) if item else [],
         publisher=item.publisher if item else "",
         extractor=extractor,
     )
+    return with_language(article)
 
 
 class ExtractArticleDoFn(beam.DoFn):

@@ -31,6 +31,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.analysis import search_fields
 from transforms.article import Article
 from transforms.batching import BatchingDoFn
 from transforms.dead_letters import FAILED, Failure, dead_letter
@@ -79,6 +80,8 @@ def to_document(article: Article) -> dict[str, Any]:
         "published_at": _iso(article.published_at),
         "fetched_at": _iso(article.fetched_at),
         "language": article.language,
+        "language_declared": article.language_declared,
+        "language_confidence": article.language_confidence,
         "extractor": article.extractor or None,
         "tags": article.tags,
         "top_image": article.top_image,
@@ -88,12 +91,15 @@ def to_document(article: Article) -> dict[str, Any]:
         "page_digest": article.page_digest or None,
         "entities": article.entities,
         "entity_counts": article.entity_counts,
+        "entities_model": article.entities_model,
+        "entities_skipped": article.entities_skipped,
         "locations": article.locations,
         "countries": article.countries,
         "story_time": _iso(article.story_time),
         "story_id": article.story_id,
         "duplicate_of": article.duplicate_of,
         "copy_group": article.copy_group,
+        **search_fields(article.title, article.body, article.language),
     }
 
 

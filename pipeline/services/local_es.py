@@ -45,6 +45,16 @@ JVM_DIRS = (Path("/usr/lib/jvm"),)
 
 
 @dataclass(frozen=True)
+class Module:
+    """A module of the full distribution that its integ-test zip leaves out."""
+
+    name: str  # its folder under modules/ and its Maven artifact
+    group: str
+    classname: str
+    description: str
+
+
+@dataclass(frozen=True)
 class Engine:
     """A search engine the project can run locally: where it comes from and how it starts."""
 
@@ -58,6 +68,7 @@ class Engine:
     env: str  # prefix of its environment variables (ES_JAVA_HOME, OPENSEARCH_JAVA_HOME)
     node: str  # the node folder under the cache
     settings: dict[str, str] = field(default_factory=dict)  # engine-only config lines
+    modules: tuple[Module, ...] = ()  # modules the integ-test zip lacks, from Maven jars
 
 
 ELASTICSEARCH = Engine(
@@ -85,6 +96,16 @@ OPENSEARCH = Engine(
     "OPENSEARCH",
     "opensearch-node",
     {"transport.port": "9301"},
+    # The language analyzers (german, french, cjk, ...) every full distribution ships;
+    # Elasticsearch publishes no such jar, so its local node has only the standard one.
+    (
+        Module(
+            "analysis-common",
+            "org.opensearch.plugin",
+            "org.opensearch.analysis.common.CommonAnalysisPlugin",
+            'Adds "built in" analyzers to OpenSearch.',
+        ),
+    ),
 )
 ENGINES = {e.name: e for e in (ELASTICSEARCH, OPENSEARCH)}
 
@@ -189,14 +210,14 @@ def find_java_home(
 # --------------------------------------------------------------------------- fetch
 
 
-def _mvn_get(version: str, engine: Engine) -> None:
+def _mvn_get(version: str, engine: Engine, artifact: str | None = None) -> None:
     mvn = shutil.which("mvn")
     if not mvn:
         raise LocalElasticsearchError(
             "Maven (`mvn`) is not on PATH; install it (apt-get install maven) to fetch "
             f"{engine.title}."
         )
-    artifact = f"{engine.maven_group}:{engine.name}:{version}:zip"
+    artifact = artifact or f"{engine.maven_group}:{engine.name}:{version}:zip"
     cmd = [mvn, "-q", "-B", "dependency:get", "-Dtransitive=false", f"-Dartifact={artifact}"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -222,6 +243,7 @@ def fetch(version: str | None = None, engine: Engine = ELASTICSEARCH) -> Path:
     version = version or engine.version
     home = es_home(version, engine)
     if (home / "bin" / engine.name).is_file():
+        _install_modules(home, version, engine)
         return home
     zip_path = maven_zip(version, engine)
     if not zip_path.is_file():
@@ -240,7 +262,39 @@ def fetch(version: str | None = None, engine: Engine = ELASTICSEARCH) -> Path:
         (staging / f"{engine.name}-{version}").rename(home)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _install_modules(home, version, engine)
     return home
+
+
+def _install_modules(home: Path, version: str, engine: Engine) -> None:
+    """Put each of ``engine.modules`` (a jar from Maven and its descriptor) into
+    ``home/modules`` unless it is there (idempotent)."""
+    for module in engine.modules:
+        folder = home / "modules" / module.name
+        if (folder / "plugin-descriptor.properties").is_file():
+            continue
+        jar = (
+            Path.home() / ".m2" / "repository" / module.group.replace(".", "/") / module.name
+            / version / f"{module.name}-{version}.jar"
+        )  # fmt: skip
+        if not jar.is_file():
+            _mvn_get(version, engine, f"{module.group}:{module.name}:{version}:jar")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(jar, folder / jar.name)
+        descriptor = {
+            "description": module.description,
+            "version": version,
+            "name": module.name,
+            "classname": module.classname,
+            "java.version": "11",
+            f"{engine.name}.version": version,
+            "custom.foldername": "",
+            "extended.plugins": "",
+            "has.native.controller": "false",
+        }
+        (folder / "plugin-descriptor.properties").write_text(
+            "".join(f"{k}={v}\n" for k, v in descriptor.items()), encoding="utf-8"
+        )
 
 
 # --------------------------------------------------------------------------- config

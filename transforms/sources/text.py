@@ -19,6 +19,7 @@ from pathlib import PurePosixPath
 from transforms.article import Article, FeedItem, Page, text_digest
 from transforms.dead_letters import Failure
 from transforms.fetch import decode_html
+from transforms.language import with_language
 from transforms.sources.files import FileInput, read_optional
 from transforms.sources.metadata import DocumentMeta, validate_meta
 from transforms.urls import canonicalize_url, source_domain
@@ -103,18 +104,20 @@ def parse_text_file(file: FileInput):
         )
         yield Page(url=url, final_url=url, html=text, fetched_at=file.modified, item=item)
         return
-    yield Article(
-        url=url,
-        canonical_url=url,
-        source=meta.source or source_domain(url),
-        feed_url=file.root,
-        title=meta.title or first_line_title(text),
-        body=text,
-        fetched_at=file.modified,
-        published_at=published,
-        authors=list(meta.authors),
-        language=language.lower() if language else None,
-        tags=list(meta.tags),
-        publisher=meta.publisher,
-        page_digest=text_digest(text),
+    yield with_language(
+        Article(
+            url=url,
+            canonical_url=url,
+            source=meta.source or source_domain(url),
+            feed_url=file.root,
+            title=meta.title or first_line_title(text),
+            body=text,
+            fetched_at=file.modified,
+            published_at=published,
+            authors=list(meta.authors),
+            language_declared=language,
+            tags=list(meta.tags),
+            publisher=meta.publisher,
+            page_digest=text_digest(text),
+        )
     )
