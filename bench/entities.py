@@ -117,7 +117,7 @@ def bench(runner: str, repeat: int, batch_size: int) -> None:
     articles = [as_article(name, text) for name, text in bench_texts()]
     texts = [f"{a.title}\n\n{a.body}"[: settings.max_chars] for a in articles]
     words = sum(len(text.split()) for text in texts)
-    nlp = load_model(settings.spacy_model)
+    nlp = load_model(settings.models["en"])
     list(nlp.pipe(texts[:8], batch_size=batch_size))  # warm up
     args = runner_args(runner)
     times: dict[str, list[float]] = {}
@@ -143,7 +143,7 @@ def bench(runner: str, repeat: int, batch_size: int) -> None:
 def report() -> None:
     """Print entities per type on the seeds."""
     settings = EnrichSettings()
-    nlp = load_model(settings.spacy_model)
+    nlp = load_model(settings.models["en"])
     gazetteer = load_gazetteer(settings.gazetteer_path, settings.gazetteer_min_population)
     seeds = [as_article(p.name, p.read_text()) for p in sorted((SHARED / "seeds").glob("*.txt"))]
     print("| seed | words | " + " | ".join(ENTITY_TYPES) + " |")
@@ -232,7 +232,7 @@ def print_junk(nlp) -> None:
 def quality() -> None:
     """Print the quality tables (GUM gold, development pages)."""
     settings = EnrichSettings()
-    nlp = load_model(settings.spacy_model)
+    nlp = load_model(settings.models["en"])
     gazetteer = load_gazetteer(settings.gazetteer_path, settings.gazetteer_min_population)
     print_quality(nlp, gazetteer)
     print_values(nlp, gazetteer)

@@ -45,7 +45,7 @@ def stage_costs(shared: Path, pages: int) -> dict[str, float]:
     from transforms.fetch import decode_html
     from transforms.normalize import normalize_article
 
-    nlp = load_model(EnrichSettings().spacy_model)
+    nlp = load_model(EnrichSettings().models["en"])
     files = real_page_files(shared)[: pages + 1]
     totals = {"extract": 0.0, "normalize": 0.0, "ner": 0.0}
     done = 0

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from transforms.analysis import SEARCH_FIELD
 from transforms.article import Article
 from transforms.extract import Backend, ExtractError, extract_article
 from transforms.fetch import decode_html
@@ -27,15 +28,16 @@ def read_page(path: str) -> bytes:
 
 
 class Enrichment:
-    """The entity stage's model, alias table and gazetteer, loaded once for many pages."""
+    """The entity stage's alias table and gazetteer, loaded once for many pages (its models
+    load on the first page in their language)."""
 
     def __init__(self, settings: EnrichSettings) -> None:
-        from transforms.enrich import load_model
+        from transforms.enrich import check_models
         from transforms.entity_values import load_aliases
         from transforms.gazetteer import load_gazetteer
 
+        check_models(settings.models)
         self.settings = settings
-        self.nlp = load_model(settings.spacy_model)
         self.aliases = load_aliases(settings.aliases_file)
         self.gazetteer = (
             load_gazetteer(settings.gazetteer_path, settings.gazetteer_min_population)
@@ -49,17 +51,11 @@ class Enrichment:
         return article
 
     def apply_all(self, articles: list[Article]) -> list[Article]:
-        """Return ``articles`` tagged (and geocoded), through one ``nlp.pipe``."""
-        from transforms.enrich import tag_entities
+        """Return ``articles`` tagged by the model of each one's language (and geocoded)."""
+        from transforms.enrich import tag_by_language
         from transforms.geocode import geocode_article
 
-        tagged = tag_entities(
-            self.nlp,
-            articles,
-            self.settings.max_chars,
-            self.settings.batch_size,
-            aliases=self.aliases,
-        )
+        tagged = tag_by_language(articles, self.settings.models, self.settings, self.aliases)
         if self.gazetteer is None:
             return list(tagged)
         return [geocode_article(self.gazetteer, a) for a in tagged]
@@ -75,8 +71,11 @@ def process_html(
 
 
 def to_record(article: Article) -> dict[str, Any]:
-    """Return what ``wirestream extract`` prints: the document the index gets, with its id."""
-    return {"_id": article.doc_id, **to_document(article)}
+    """Return what ``wirestream extract`` prints: the document the index gets, with its id
+    (less its ``search`` copy of the title and body)."""
+    document = to_document(article)
+    document.pop(SEARCH_FIELD, None)
+    return {"_id": article.doc_id, **document}
 
 
 def extract_pages(

@@ -192,7 +192,7 @@ def cluster_index(settings: Settings, progress: bool = True) -> PassResult:
         warming = scan(
             client,
             es.alias,
-            {"_source": ["title_normalized", "body_normalized", "entities"]},
+            {"_source": ["title_normalized", "body_normalized", "entities", "language"]},
             ignore_unavailable=True,
         )
         clusterer.warm(

@@ -27,7 +27,7 @@ CORE_TYPES = ("people", "organizations", "places", "groups")
 
 @pytest.fixture(scope="module")
 def nlp():
-    return load_model(EnrichSettings().spacy_model)
+    return load_model(EnrichSettings().models["en"])
 
 
 def _article(title: str, body: str, url: str = "u") -> Article:
@@ -39,6 +39,7 @@ def _article(title: str, body: str, url: str = "u") -> Article:
         title=title,
         body=body,
         fetched_at=datetime.now(timezone.utc),
+        language="en",
     )
 
 

@@ -33,6 +33,7 @@ def _article(body: str, places: dict[str, int] | None = None) -> Article:
         title="",
         body=body,
         fetched_at=datetime.now(timezone.utc),
+        language="en",
         published_at=datetime(2015, 3, 10, tzinfo=timezone.utc),
         entity_counts={"places": places or {}},
     )
@@ -124,7 +125,7 @@ def test_stage_adds_locations_in_beam():
 
 @pytest.mark.integration
 def test_enriched_article_is_found_by_a_geo_query(es_client, es_settings, gazetteer):
-    nlp = load_model(EnrichSettings().spacy_model)
+    nlp = load_model(EnrichSettings().models["en"])
     body = "Iraqi forces retook Tikrit from ISIS on Tuesday, officials in Baghdad said."
     (tagged,) = tag_entities(nlp, [_article(body)], max_chars=10_000)
     article = geocode_article(gazetteer, tagged)

@@ -47,6 +47,7 @@ STORY_FIELDS = [
     "source",
     "entities",
     "countries",
+    "language",
     "published_at",
     "fetched_at",
     "story_time",
@@ -106,6 +107,7 @@ def input_of_document(doc_id: str, source: dict[str, Any]) -> StoryInput:
         title=source.get("title") or "",
         entities=source.get("entities") or {},
         countries=tuple(source.get("countries") or ()),
+        language=source.get("language"),
     )
 
 

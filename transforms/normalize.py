@@ -9,8 +9,10 @@ match at one position costs a bounded number of steps.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -54,6 +56,13 @@ ABBREVIATIONS: tuple[str, ...] = (
     # that are not also English words)
     "tbsp", "tsp", "ala", "ariz", "calif", "colo", "conn", "fla", "kan", "kans",
     "ky", "md", "mich", "minn", "neb", "nev", "okla", "tenn", "vt", "wis", "wyo",
+)  # fmt: skip
+
+#: For other languages: titles and the abbreviations of "about", "number", "and so on"
+#: that Latin-script European languages share (not a per-language list).
+COMMON_ABBREVIATIONS: tuple[str, ...] = (
+    "bzw", "ca", "dr", "etc", "hr", "jr", "mlle", "mme", "nr", "prof", "sr", "sra", "st",
+    "usw", "vgl",
 )  # fmt: skip
 
 _CLOSERS = frozenset("'\")]}")
@@ -136,37 +145,88 @@ def _trie(words: tuple[str, ...]) -> str:
     return "|".join(parts)
 
 
-_TOKEN_ALTERNATIVES = [
-    r"\n",
-    # The common case first: a plain word not followed by a character that could
-    # join it to something longer.
-    rf"{_W}++(?![.'&@:/\-]|(?<=\d),(?=\d))",
-    r"[,;:()\"\[\]{}]",
-    rf"(?:https?|ftp)://[^\s<>\"]*{_URL_END}",
-    rf"www\.[^\s<>\"]*{_URL_END}",
-    # a bare domain with a path (pic.twitter.com/x): the domain scan covers only
-    # characters the word alternative would take anyway, so failing is cheap
-    rf"(?:\w+\.)+(?:com|org|net|edu|gov|io|ly|co|uk)/[^\s<>\"]*{_URL_END}",
-    r"@[^\W\d]\w*|#[^\W\d]\w*",  # handles and hashtags
-    r"\d{4}-\d\d-\d\d(?!\w)",  # ISO dates stay whole
-    _CLITIC,  # 's 're 've 'll 'd 'm
-    rf"(?:[a-z]\.)+(?!{_W}|\.)",  # u.s. d.c. a.m. and initials
-    rf"(?:{_trie(ABBREVIATIONS)})\.(?!{_W}|\.)",
-    rf"(?<![\w{_MARKS}.])[-+.](?=\d){_WORD}",  # a signed number: -5 +49 .45
-    rf"(?:{_trie(BOUND_PREFIXES)})-{_WORD}",
-    _WORD,
-    r"\.+|-+|[?!]+|\*+",
-    # an emoji with its modifiers and zero-width-joined partners stays whole
-    rf"[{_EMOJI}](?:[\ufe0e\ufe0f\U0001f3fb-\U0001f3ff]|\u200d[{_EMOJI}])*",
-    r"\S",
-]
-#: Tokens for text without e-mail addresses (the common, fast case).
-_TOKEN_RE = re.compile("|".join(_TOKEN_ALTERNATIVES))
-#: Same, trying an e-mail address first; the local part is bounded (RFC 5321: 64)
-#: so a failed attempt costs constant time.
-_TOKEN_EMAIL_RE = re.compile(
-    r"[\w.+-]{1,64}@\w[\w-]*(?:\.\w[\w-]*)+|" + "|".join(_TOKEN_ALTERNATIVES)
-)
+#: Elided articles and pronouns split off the next word (``l'homme`` -> ``l' homme``) in
+#: the languages that write them: Lucene's French and Italian elision lists (what their
+#: analyzers strip), and Catalan's.
+ELISIONS: dict[str, tuple[str, ...]] = {
+    "fr": ("c", "d", "j", "jusqu", "l", "lorsqu", "m", "n", "puisqu", "qu", "quoiqu", "s", "t"),
+    "it": (
+        "agl", "all", "c", "coll", "d", "dagl", "dall", "degl", "dell", "gl", "l", "m",
+        "negl", "nell", "pell", "s", "sugl", "sull", "t", "un", "v",
+    ),
+    "ca": ("d", "l", "m", "n", "s", "t"),
+}  # fmt: skip
+#: Languages written without spaces between words, whose Han characters are tokens of
+#: their own (kana runs stay whole): what Elasticsearch's cjk bigrams start from.
+CJK_LANGUAGES = frozenset({"zh", "ja", "yue", "wuu"})
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+_KANA_RUN_RE = re.compile("[\u3041-\u309f]+|[\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f]+")
+_HAN_RE = re.compile(f"[{_HAN}]")
+_CJK_STOPS = str.maketrans({"\u3002": ".", "\uff0e": "."})  # 。 and ．end a sentence
+
+
+def _alternatives(english: bool, elisions: tuple[str, ...] = ()) -> list[str]:
+    """Return the token alternatives, in the order they are tried: English's clitics
+    and abbreviations only for English (and text of unknown language)."""
+    word = _WORD if english else rf"{_W}+(?:(?:[.&']|(?<=\d)[,:/](?=\d)){_W}+)*"
+    return [
+        r"\n",
+        # The common case first: a plain word not followed by a character that could
+        # join it to something longer.
+        rf"{_W}++(?![.'&@:/\-]|(?<=\d),(?=\d))",
+        r"[,;:()\"\[\]{}]",
+        rf"(?:https?|ftp)://[^\s<>\"]*{_URL_END}",
+        rf"www\.[^\s<>\"]*{_URL_END}",
+        # a bare domain with a path (pic.twitter.com/x): the domain scan covers only
+        # characters the word alternative would take anyway, so failing is cheap
+        rf"(?:\w+\.)+(?:com|org|net|edu|gov|io|ly|co|uk)/[^\s<>\"]*{_URL_END}",
+        r"@[^\W\d]\w*|#[^\W\d]\w*",  # handles and hashtags
+        r"\d{4}-\d\d-\d\d(?!\w)",  # ISO dates stay whole
+        *([_CLITIC] if english else []),  # 's 're 've 'll 'd 'm
+        *([rf"(?<![\w{_MARKS}])(?:{_trie(elisions)})'"] if elisions else []),  # l' qu'
+        rf"(?:[a-z]\.)+(?!{_W}|\.)",  # u.s. d.c. a.m. and initials
+        rf"(?:{_trie(ABBREVIATIONS if english else COMMON_ABBREVIATIONS)})\.(?!{_W}|\.)",
+        rf"(?<![\w{_MARKS}.])[-+.](?=\d){word}",  # a signed number: -5 +49 .45
+        rf"(?:{_trie(BOUND_PREFIXES)})-{word}",
+        word,
+        r"\.+|-+|[?!]+|\*+",
+        # an emoji with its modifiers and zero-width-joined partners stays whole
+        rf"[{_EMOJI}](?:[\ufe0e\ufe0f\U0001f3fb-\U0001f3ff]|\u200d[{_EMOJI}])*",
+        r"\S",
+    ]
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """The tokeniser of one language family: with and without e-mail addresses."""
+
+    english: bool
+    cjk: bool
+    plain: re.Pattern[str]
+    email: re.Pattern[str]
+
+
+#: An e-mail address is tried first; the local part is bounded (RFC 5321: 64) so a
+#: failed attempt costs constant time.
+_EMAIL = r"[\w.+-]{1,64}@\w[\w-]*(?:\.\w[\w-]*)+|"
+
+
+@functools.cache
+def _rules_for(key: str) -> _Rules:
+    english = key == "en"
+    joined = "|".join(_alternatives(english, ELISIONS.get(key, ())))
+    return _Rules(english, key == "cjk", re.compile(joined), re.compile(_EMAIL + joined))
+
+
+def _rules(language: str | None) -> _Rules:
+    """Return the rules for ``language`` (ISO 639-1; None, unknown, is English's)."""
+    if not language or language == "en":
+        return _rules_for("en")
+    if language in CJK_LANGUAGES:
+        return _rules_for("cjk")
+    return _rules_for(language if language in ELISIONS else "other")
+
+
 #: ``n't`` after a word character, with any ``n't`` chained after it (``don't``,
 #: ``can't``). It starts with a literal, so the search skips ahead quickly, and the
 #: lookbehinds let it start only at the first ``n't`` of a chain: linear time.
@@ -187,7 +247,7 @@ _ABBREV_SENTENCE_END_RE = re.compile(
 _ASCII_SPECIAL_RE = re.compile("[" + "".join(f"\\x{cp:02x}" for cp in _TABLE if cp < 0x80) + "]")
 
 
-def _prepare(text: str) -> str:
+def _prepare(text: str, rules: _Rules) -> str:
     """Return ``text`` with characters mapped, composed (NFC) and lowercased."""
     if not isinstance(text, str):
         raise TypeError(f"expected str, got {type(text).__name__}")
@@ -198,29 +258,38 @@ def _prepare(text: str) -> str:
         text = _SPECIAL_CHAR_RE.sub(lambda m: _SPECIAL_STR[m.group()], text)
         if not unicodedata.is_normalized("NFC", text):
             text = unicodedata.normalize("NFC", text)
-    text = _ABBREV_SENTENCE_END_RE.sub(".\n", text)
+    if rules.english:
+        text = _ABBREV_SENTENCE_END_RE.sub(".\n", text)
+    elif rules.cjk:
+        text = _HAN_RE.sub(r" \g<0> ", text.translate(_CJK_STOPS))
+        text = _KANA_RUN_RE.sub(r" \g<0> ", text)
     return text.lower()
 
 
-def _tokens(text: str) -> list[str]:
+def _tokens(text: str, language: str | None = None) -> list[str]:
     """Return the tokens of ``text`` with ``"\\n"`` tokens at line boundaries."""
-    text = _prepare(text)
-    if "n't" in text:
-        text = _NOT_RE.sub(lambda m: " " + m.group().replace("tn", "t n"), text)
-    if "cannot" in text:
-        text = _CANNOT_RE.sub("can not", text)
-    pattern = _TOKEN_EMAIL_RE if "@" in text else _TOKEN_RE
+    rules = _rules(language)
+    text = _prepare(text, rules)
+    if rules.english:
+        if "n't" in text:
+            text = _NOT_RE.sub(lambda m: " " + m.group().replace("tn", "t n"), text)
+        if "cannot" in text:
+            text = _CANNOT_RE.sub("can not", text)
+    pattern = rules.email if "@" in text else rules.plain
     return pattern.findall(text)
 
 
-def tokenize(text: str) -> list[str]:
-    """Return the lowercased tokens of ``text``, without the line logic."""
-    return [token for token in _tokens(text) if token != "\n"]
+def tokenize(text: str, language: str | None = None) -> list[str]:
+    """Return the lowercased tokens of ``text`` (in ``language``), without the line logic."""
+    return [token for token in _tokens(text, language) if token != "\n"]
 
 
-def normalize_text(text: str) -> str:
-    """Return ``text`` in the normalised format: one segment per line, no final newline."""
-    tokens = _tokens(text)
+def normalize_text(text: str, language: str | None = None) -> str:
+    """Return ``text`` in the normalised format: one segment per line, no final newline.
+
+    ``language`` (ISO 639-1) picks the rules: English's (also for None, unknown) are
+    FORMAT.md's; others differ where English's do not belong (docs/normalizer.md)."""
+    tokens = _tokens(text, language)
     # A period is document-final when only closing quotes/brackets and line
     # breaks follow it; it is the one period token that stays.
     end = len(tokens)
@@ -268,9 +337,9 @@ def _merge_orphans(body: str) -> str:
     return "\n".join(lines)
 
 
-def normalize_title(title: str) -> str:
+def normalize_title(title: str, language: str | None = None) -> str:
     """Return ``title`` normalised by the same rules, on one line."""
-    return normalize_text(title).replace("\n", " ")
+    return normalize_text(title, language).replace("\n", " ")
 
 
 # --- Beam stage -------------------------------------------------------------------------
@@ -296,10 +365,13 @@ def normalize_article(article: Article, max_body_chars: int = MAX_BODY_CHARS) ->
     """Return ``article`` (its body bounded by ``max_body_chars``) with ``title_normalized``,
     ``body_normalized`` and ``word_count`` set."""
     article = bound_body(article, max_body_chars)
-    body = normalize_text(article.body)
+    language = article.language
+    body = normalize_text(article.body, language)
     words = sum(1 for token in body.split() if any(ch.isalnum() for ch in token))
     return article.replace(
-        title_normalized=normalize_title(article.title), body_normalized=body, word_count=words
+        title_normalized=normalize_title(article.title, language),
+        body_normalized=body,
+        word_count=words,
     )
 
 

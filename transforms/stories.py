@@ -48,9 +48,9 @@ from typing import Any
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
-from spacy.lang.en.stop_words import STOP_WORDS
 
 from transforms.article import Article
+from transforms.language import stop_words
 from transforms.settings import StoriesSettings
 
 NUM_PERM = 64
@@ -79,6 +79,7 @@ class StoryInput:
     title: str = ""
     entities: dict[str, list[str]] = field(default_factory=dict)
     countries: tuple[str, ...] = ()
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,21 @@ def words(text: str) -> list[str]:
     return [t for t in text.split() if t.isalnum() or any(c.isalnum() for c in t)]
 
 
-def content_terms(text: str) -> list[str]:
-    """Return the words of ``text`` that carry content: no stop words, numbers or clitics."""
+def content_terms(text: str, language: str | None = None) -> list[str]:
+    """Return the words of ``text`` that carry content: no stop words (of ``language``),
+    numbers or clitics."""
+    stop = stop_words(language)
     return [
         t
         for t in words(text)
-        if len(t) > 1 and t not in STOP_WORDS and not t.replace(",", "").replace(".", "").isdigit()
+        if len(t) > 1 and t not in stop and not t.replace(",", "").replace(".", "").isdigit()
     ]
+
+
+def _scope(language: str | None) -> str:
+    """Return the prefix that keeps each language's terms apart (English's and unknown
+    text's have none): articles in two languages share no term, so no story."""
+    return f"{language}|" if language and language != "en" else ""
 
 
 def signature(text: str) -> np.ndarray | None:
@@ -336,11 +345,15 @@ class StoryClusterer:
 
     @staticmethod
     def _terms(item: StoryInput) -> tuple[list[str], list[str]]:
-        terms = content_terms(item.title_normalized) * TITLE_WEIGHT + content_terms(
-            item.body_normalized
+        language = item.language
+        scope = _scope(language)
+        terms = content_terms(item.title_normalized, language) * TITLE_WEIGHT + content_terms(
+            item.body_normalized, language
         )
+        if scope:
+            terms = [scope + t for t in terms]
         entity_terms = [
-            f"{kind[0]}:{value}"
+            f"{scope}{kind[0]}:{value}"
             for kind in STORY_ENTITY_TYPES
             for value in sorted(set(item.entities.get(kind, [])))
         ]
@@ -655,4 +668,5 @@ def story_input(article: Article, doc_id: str | None = None) -> StoryInput:
         title=article.title,
         entities=article.entities,
         countries=tuple(article.countries),
+        language=article.language,
     )

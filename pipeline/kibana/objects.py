@@ -127,6 +127,8 @@ PEOPLE, ORGS = Bucket("entities.people", "Person"), Bucket("entities.organizatio
 PLACES = Bucket("entities.places", "Place")
 FIRST_SEEN, STORY_TITLE = Bucket("first_seen", "First seen"), Bucket("title.keyword", "Story")
 STORY = Bucket("story_id", "Story id", 15)
+DECLARED = Bucket("language_declared", "Declared language", 20)
+MODEL = Bucket("entities_model", "Entity model", 5)
 DASHBOARDS = {
     "news-overview": Dashboard(
         "News overview",
@@ -136,6 +138,13 @@ DASHBOARDS = {
             Panel("Top sources", "articles", "bar_horizontal", (SOURCE,)),
             Panel("Articles per feed", "articles", "bar_horizontal", (FEED,)),
             Panel("Languages", "articles", "donut", (LANGUAGE,)),
+            Panel(
+                "Detected language against the declared one",
+                "articles",
+                "table",
+                (LANGUAGE, DECLARED),
+                allow_empty="no article declares a language",
+            ),
             Panel("Latest articles", "articles", "search", search="latest", width=48, height=15),
         ),
     ),
@@ -151,6 +160,16 @@ DASHBOARDS = {
                 "articles",
                 "table",
                 (PEOPLE, Bucket(ORGS.field, ORGS.label, 5)),
+            ),
+            Panel("Top people by language", "articles", "table", (LANGUAGE, PEOPLE)),
+            Panel("Entity model by language", "articles", "table", (LANGUAGE, MODEL)),
+            Panel(
+                "Languages without an entity model",
+                "articles",
+                "bar_horizontal",
+                (Bucket("language", "Language", 20),),
+                where=(("entities_skipped", "no_model"),),
+                allow_empty="every article's language has a model",
             ),
             Panel(
                 "Articles mentioning the chosen entity",
