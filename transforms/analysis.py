@@ -6,7 +6,7 @@ analyzer: no stemming, no stop words). So that a German query for ``Wahlen`` fin
 ``search.<language>.body``, mapped to the language analyzer Elasticsearch and OpenSearch
 both ship without plugins (CJK: the ``cjk`` analyzer's bigrams). Only the article's
 language gets the copy, so each text is analysed twice, not once per language; the
-template leaves the copy out of ``_source`` (``search.*`` is indexed, never stored), so
+template leaves the copy out of ``_source`` (``search`` is indexed, never stored), so
 the stored document does not grow. Anything that rewrites a document from its
 ``_source`` (a partial update) sends the copy again: :func:`search_fields`.
 """
@@ -87,7 +87,7 @@ def with_search_mapping(template: dict[str, Any], languages: Iterable[str]) -> d
     left out of ``_source``."""
     mappings = template["template"]["mappings"]
     mappings["properties"][SEARCH_FIELD] = search_mapping(languages)
-    mappings["_source"] = {"excludes": [f"{SEARCH_FIELD}.*"]}
+    mappings["_source"] = {"excludes": [SEARCH_FIELD]}
     return template
 
 

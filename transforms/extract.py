@@ -194,6 +194,21 @@ def main_content_words(html: str) -> int:
     return word_count(text)
 
 
+#: ``auto`` takes newspaper4k's longer body only when it holds at least this share of the
+#: words of trafilatura's: a body that cut short is a part of the whole, not another text
+#: (newspaper4k sometimes reads a comment thread or a teaser list instead).
+SECOND_OPINION_OVERLAP = 0.5
+
+
+def continues(short: str, longer: str) -> bool:
+    """Return whether ``longer`` holds most of the distinct words of ``short``."""
+    words = set(_WORD.findall(short.lower()))
+    if not words:
+        return True
+    held = words & set(_WORD.findall(longer.lower()))
+    return len(held) >= SECOND_OPINION_OVERLAP * len(words)
+
+
 def with_backend(backend: Backend, html: str, tree, url: str) -> tuple[Extraction, str]:
     """Return the backend's reading of the page and the name of the extractor whose body won."""
     parsed = tree if tree is not None else html
@@ -204,7 +219,7 @@ def with_backend(backend: Backend, html: str, tree, url: str) -> tuple[Extractio
         if word_count(found.text) >= SECOND_OPINION_RATIO * main_content_words(html):
             return found, "trafilatura"
         second = with_newspaper(html, url)
-        if not second.text:
+        if not second.text or not continues(found.text, second.text):
             return found, "trafilatura"
         return replace(found, text=second.text), "newspaper"
     main = with_newspaper(html, url)

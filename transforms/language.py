@@ -53,6 +53,7 @@ ALIASES = {
     "ji": "yi",
     "jw": "jv",
     "fil": "tl",
+    "kmr": "ku",  # Kurmanji, the Kurdish of most news
 }
 _NOT_A_LANGUAGE = frozenset({"un", "xx", "xxx", "und", "mul", "zxx", "unknown"})
 _TAG_RE = re.compile(r"^[a-z]{2,3}$")
