@@ -90,7 +90,10 @@ _letters = st.sampled_from(list("abcdeéàäöüß'’ -.,l’qu日本語のテ�
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(_letters, max_size=60).map("".join), st.sampled_from(["fr", "it", "de", "ja", "zh", "ko", "ru"]))  # fmt: skip
+@given(
+    st.lists(_letters, max_size=60).map("".join),
+    st.sampled_from(["fr", "it", "de", "ja", "zh", "ko", "ru"]),
+)
 def test_every_language_is_idempotent(text, language):
     once = normalize_text(text, language)
     assert normalize_text(once, language) == once
@@ -109,7 +112,7 @@ def _input(doc_id: str, language: str, body: str) -> StoryInput:
 
 def test_two_languages_never_share_a_story_by_text():
     # The same names and loanwords in articles of two languages (no copies of each other).
-    names = "merkel macron berlin gipfel euro nato brüssel".split() * 6
+    names = ["merkel", "macron", "berlin", "gipfel", "euro", "nato", "brüssel"] * 6
 
     def body(glue: list[str]) -> str:
         return " ".join(f"{n} {glue[i % len(glue)]}" for i, n in enumerate(names))
@@ -141,7 +144,10 @@ PAGES = {  # language -> the first development page of that language
 def _manifest(shared: Path) -> dict[str, dict]:
     folder = shared / "bench" / "fundus-multilingual-dev"
     rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
-    return {Path(r["file"]).name.removesuffix(".html.gz"): r | {"path": folder / r["file"]} for r in rows}
+    return {
+        Path(r["file"]).name.removesuffix(".html.gz"): r | {"path": folder / r["file"]}
+        for r in rows
+    }
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +169,7 @@ def _process(row: dict, enrichment: Enrichment) -> Article:
 def test_real_pages_get_their_language_and_only_their_models_entities(real_pages, enrichment):
     articles = {lang: _process(row, enrichment) for lang, row in real_pages.items()}
 
-    assert {lang: a.language for lang, a in articles.items()} == {l: l for l in PAGES}
+    assert {lang: a.language for lang, a in articles.items()} == {lang: lang for lang in PAGES}
     assert articles["zu"].language_declared == "en"  # the page says English
     assert articles["fr"].entities_model == "fr_core_news_sm"
     assert "commission européenne" in articles["fr"].entities["organizations"]
@@ -226,7 +232,9 @@ def _search(client, alias: str, query: dict) -> list[dict]:
 
 @pytest.mark.integration
 @pytest.mark.runner
-def test_backfill_in_four_languages_and_language_filters(es_client, es_settings, real_pages, tmp_path):
+def test_backfill_in_four_languages_and_language_filters(
+    es_client, es_settings, real_pages, tmp_path
+):
     warc = tmp_path / "multilingual.warc.gz"
     _warc(warc, list(real_pages.values()))
     config = _profile(tmp_path, es_settings)
