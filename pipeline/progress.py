@@ -72,6 +72,9 @@ def summarize(counters: dict[tuple[str, str], int]) -> dict:
     summary["duplicates"] = count("duplicates") + superseded
     summary["skipped"] = by_reason("wirestream.skipped")
     summary["failed"] = by_reason("wirestream.failed")
+    summary["languages"] = by_reason("wirestream.languages")
+    summary["language_evidence"] = by_reason("wirestream.language")
+    summary["entities_skipped"] = by_reason("wirestream.entities_skipped")
     summary["done"] = (
         summary["indexed"]
         + summary["duplicates"]
@@ -101,8 +104,32 @@ def format_summary(summary: dict, seconds: float) -> str:
         if reasons:
             detail = ", ".join(f"{reason} {count}" for reason, count in reasons.items())
             lines.append(f"  {label} {sum(reasons.values())}: {detail}")
+    lines += format_languages(summary)
     lines.append("  " + format_sink(summary["sink"]))
     return "\n".join(lines)
+
+
+def format_languages(summary: dict) -> list[str]:
+    """Return the summary's language lines: articles per detected language, how many
+    declared another language (or none), and those no entity model could tag."""
+    languages = summary.get("languages") or {}
+    if not languages:
+        return []
+    ranked = sorted(languages.items(), key=lambda kv: (-kv[1], kv[0]))
+    evidence = summary.get("language_evidence") or {}
+    lines = [
+        "  languages: "
+        + ", ".join(f"{lang} {n}" for lang, n in ranked[:12])
+        + (f", {len(ranked) - 12} more" if len(ranked) > 12 else ""),
+        f"    decided by the text against another declared language: "
+        f"{evidence.get('overridden', 0)}; nothing declared: {evidence.get('text', 0)}; "
+        f"text inconclusive, declared kept: {evidence.get('declared', 0)}",
+    ]
+    skipped = summary.get("entities_skipped") or {}
+    if skipped:
+        detail = ", ".join(f"{reason} {n}" for reason, n in sorted(skipped.items()))
+        lines.append(f"    no entities (no model of the language): {detail}")
+    return lines
 
 
 class BackfillProgress:

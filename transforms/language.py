@@ -157,6 +157,7 @@ def with_language(article: Article) -> Article:
     language it declares (``language_declared``); each outcome is counted."""
     guess = identify_language(article.title, article.body, article.language_declared)
     Metrics.counter("wirestream.language", guess.evidence).inc()
+    Metrics.counter("wirestream.languages", guess.language or "unknown").inc()
     return article.replace(
         language=guess.language,
         language_declared=guess.declared,
