@@ -209,6 +209,8 @@ PANELS = [
     f"{d.title} / {p.title}" for d in DASHBOARDS.values() for p in d.panels if p.chart != "search"
 ]
 SEARCH_LABELS = [f"search: {s.title}" for s in SEARCHES.values()]
+#: The sample site is English: every article has a model.
+EMPTY_ON_THE_SAMPLE_SITE = {"Entities / Languages without an entity model"}
 
 
 @pytest.fixture(scope="module")
@@ -225,6 +227,9 @@ def live_results(es_client, sample_stream):
 @pytest.mark.parametrize("label", SEARCH_LABELS + PANELS)
 def test_panel_returns_buckets_on_pipeline_data(live_results, label):
     result = live_results[label]
+    if label in EMPTY_ON_THE_SAMPLE_SITE:  # run and valid; tests/test_languages.py fills it
+        assert result.status == "empty", f"{label}: {result.status}: {result.detail}"
+        return
     assert result.status == "ok", f"{label}: {result.status}: {result.detail}"
     assert result.buckets > 0
 

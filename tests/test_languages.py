@@ -259,6 +259,15 @@ def test_backfill_in_four_languages_and_language_filters(
     assert "languages: de 1, fr 1, ja 1, zu 1" in out
     assert "against another declared language: 1;" in out  # the Zulu page
     assert "no entities (no model of the language): no_model 3" in out
+    # the Kibana panels by language, on these documents
+    from pipeline.kibana.check import check_panel
+    from pipeline.kibana.objects import DASHBOARDS
+
+    by_language = [p for d in DASHBOARDS.values() for p in d.panels if "language" in p.fields]
+    assert len(by_language) == 5
+    for panel in by_language:
+        result = check_panel(es_client, panel, alias, panel.title)
+        assert (result.status, result.buckets > 0) == ("ok", True), (panel.title, result)
 
     # --language filters on the detected value: the Zulu page that declares en is not English
     es_client.indices.delete(index=",".join(es_client.indices.get(index=alias)))
