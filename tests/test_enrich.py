@@ -248,3 +248,34 @@ def test_no_value_on_real_pages_is_a_number_date_or_score(nlp, shared_dir):
     values = {v for article in tagged for vs in article.entities.values() for v in vs}
     assert len(values) > 2500
     assert [v for v in values if not_a_name(v)] == []
+
+
+def test_only_ner_runs_and_finds_what_it_found_with_the_shared_embedding(shared_dir):
+    """The small models' NER has an embedding of its own: the shared tok2vec (which feeds
+    the tagger and parser) is left out, and real pages get the same entities."""
+    import gzip
+
+    import spacy
+
+    from tests.support.real_pages import real_page_files
+    from transforms.enrich import entities_of, needed_for_ner
+    from transforms.extract import extract_article
+    from transforms.fetch import decode_html
+
+    texts = []
+    for path in real_page_files(shared_dir)[:24]:
+        article = extract_article(
+            decode_html(gzip.decompress(path.read_bytes())), "https://x.example/a"
+        )
+        texts.append(f"{article.title}\n\n{article.body}")
+    for language, name in EnrichSettings().models.items():
+        fast = load_model(name)
+        assert fast.pipe_names == ["ner"], (language, fast.pipe_names)
+        full = spacy.load(name)
+        assert needed_for_ner(full) == {"ner"}
+        keep = {"tok2vec", "ner"}
+        full.select_pipes(enable=[n for n in full.pipe_names if n in keep])
+        assert "tok2vec" in full.pipe_names
+        assert [entities_of(d) for d in fast.pipe(texts)] == [
+            entities_of(d) for d in full.pipe(texts)
+        ], language
