@@ -32,6 +32,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from transforms.article import Article
 from transforms.es_client import make_client, scan
+from transforms.language import canonical_language
 from transforms.settings import ElasticsearchSettings, StoriesSettings
 from transforms.sinks import BulkIndexDoFn
 from transforms.stories import StoryClusterer, StoryInput, clusterer_of, story_input
@@ -107,7 +108,7 @@ def input_of_document(doc_id: str, source: dict[str, Any]) -> StoryInput:
         title=source.get("title") or "",
         entities=source.get("entities") or {},
         countries=tuple(source.get("countries") or ()),
-        language=source.get("language"),
+        language=canonical_language(source.get("language")),  # older documents: "en-gb"
     )
 
 
