@@ -218,11 +218,16 @@ def run_backfill(
     from pipeline.launcher import job_starter, run_supervised
     from pipeline.progress import BackfillProgress, ReportingResult
 
+    started: list[float] = []  # before the job runs: a batch runner returns when it is done
+
     def report(result):
         bar = BackfillProgress(lambda: count_inputs(sources), result, progress)
-        return ReportingResult(result, bar, summary_path)
+        return ReportingResult(result, bar, summary_path, started[0] if started else None)
 
     def build(pipeline: beam.Pipeline) -> None:
+        import time
+
+        started.append(time.monotonic())
         build_backfill(pipeline, settings, sources)
 
     grace = settings.elasticsearch.max_wait_seconds + 5

@@ -186,13 +186,19 @@ class ReportingResult:
 
     reconciled = True  # the launcher need not check the sink again
 
-    def __init__(self, result, progress: BackfillProgress, summary_path: str | None) -> None:
+    def __init__(
+        self,
+        result,
+        progress: BackfillProgress,
+        summary_path: str | None,
+        started: float | None = None,
+    ) -> None:
         import time
 
         self.result = result
         self.progress = progress
         self.summary_path = summary_path
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
 
     def wait_until_finish(self, duration=None):
         try:

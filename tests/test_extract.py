@@ -247,3 +247,11 @@ def test_cli_extract_prints_what_the_index_gets_including_places(seed_page, tmp_
     assert {"IQ", "US"} <= set(record["countries"])
     assert len(record["locations"]) >= 3
     assert all(set(point) == {"lat", "lon"} for point in record["locations"])
+
+
+def test_warm_up_does_the_one_time_work_and_extracts_its_page():
+    from transforms.extract import _WARM_UP_PAGE, extract_article, warm_up
+
+    warm_up()
+    article = extract_article(_WARM_UP_PAGE, "https://warm-up.invalid/a")
+    assert article.language == "en" and article.published_at is not None
