@@ -10,8 +10,8 @@ multi-process runner (``--runner DirectRunner --direct_running_mode=multi_proces
 
     python bench/peers.py [--records 400] [--processes 2] [--distinct | --copies]
 
-``--distinct`` (default) gives every record a body of its own (a unique first sentence),
-so NER runs on every record in both; ``--copies`` keeps the 129 real pages cycling, as
+``--distinct`` (default) gives every record a body of its own (a unique word opens each
+paragraph), so no record is a copy of another; ``--copies`` keeps the 129 real pages cycling, as
 archives hold wire copies (the backfill reuses a copy's entities; the script cannot).
 Every configuration writes to a throw-away index, deleted after. Figures are wall-clock
 documents per second; this machine's two cores are shared with Elasticsearch.
@@ -55,9 +55,9 @@ def write_warc(path: Path, records: int, distinct: bool) -> int:
         writer = WARCWriter(handle, gzip=True)
         for number in range(records):
             page, body = pages[number % len(pages)]
-            if distinct:  # a sentence of its own opens the first paragraph
-                unique = f"Record {number} of the peers benchmark, reference {uuid.uuid4().hex}. "
-                body = _FIRST_P.sub(lambda m, u=unique: m.group(0) + u.encode(), body, count=1)
+            if distinct:  # a word of its own opens every paragraph, whichever the body keeps
+                unique = f"R{uuid.uuid4().hex[:12]} "
+                body = _FIRST_P.sub(lambda m, u=unique: m.group(0) + u.encode(), body)
             http = StatusAndHeaders(
                 "200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1"
             )
