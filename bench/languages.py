@@ -181,8 +181,23 @@ def accuracy(guess: Callable[[dict], str | None], cases: list[dict]) -> dict:
     }
 
 
+def each_detector(cases: dict[str, list[dict]]) -> list[dict]:
+    """Return the accuracy of every detector on each named list of cases."""
+    rows: list[dict] = []
+    for name, make in DETECTORS.items():
+        try:
+            detect = make()
+        except ImportError as exc:
+            rows.append({"name": name, "skipped": f"not installed ({exc.name})"})
+            continue
+        for kind, items in cases.items():
+            rows.append(
+                {"name": name, "on": kind, **accuracy(lambda c, d=detect: d(c["text"]), items)}
+            )
+    return rows
+
+
 def detector_rows(pages: list[dict]) -> list[dict]:
-    rows = []
     cases = {
         "title+body": [
             {"lang": p["lang"], "text": f"{p['article'].title}\n{p['article'].body}"}
@@ -194,16 +209,7 @@ def detector_rows(pages: list[dict]) -> list[dict]:
         {"lang": p["lang"], "text": p["article"].title, "declared": p["article"].language_declared}
         for p in pages
     ]
-    for name, make in DETECTORS.items():
-        try:
-            detect = make()
-        except ImportError as exc:
-            rows.append({"name": name, "skipped": f"not installed ({exc.name})"})
-            continue
-        for kind, items in cases.items():
-            rows.append(
-                {"name": name, "on": kind, **accuracy(lambda c, d=detect: d(c["text"]), items)}
-            )
+    rows = each_detector(cases)
     for kind, items in cases.items():
         rows.append(
             {"name": "declared only", "on": kind, **accuracy(lambda c: c["declared"], items)}
@@ -223,18 +229,7 @@ def detector_rows(pages: list[dict]) -> list[dict]:
 def carry_over_rows(sentences: dict[str, list[str]]) -> list[dict]:
     single = [{"lang": code, "text": s} for code, items in sentences.items() for s in items]
     joined = [{"lang": code, "text": " ".join(items)} for code, items in sentences.items()]
-    rows = []
-    for name, make in DETECTORS.items():
-        try:
-            detect = make()
-        except ImportError as exc:
-            rows.append({"name": name, "skipped": f"not installed ({exc.name})"})
-            continue
-        for kind, items in (("sentence", single), ("paragraph", joined)):
-            rows.append(
-                {"name": name, "on": kind, **accuracy(lambda c, d=detect: d(c["text"]), items)}
-            )
-    return rows
+    return each_detector({"sentence": single, "paragraph": joined})
 
 
 def body_rows(pages: list[dict]) -> list[dict]:

@@ -274,7 +274,7 @@ class TagEntitiesDoFn(BatchingDoFn):
 
     def setup(self) -> None:
         # Per worker: a copy tagged by another worker is tagged again, which costs time only.
-        self.seen: OrderedDict[str, Article] = OrderedDict()
+        self.seen: OrderedDict[str, dict] = OrderedDict()  # content hash -> its entity fields
 
     def handle_batch(self, batch: list[WindowedValue]) -> Iterator[WindowedValue]:
         started = time.perf_counter()
@@ -298,18 +298,18 @@ class TagEntitiesDoFn(BatchingDoFn):
             if original is not None:  # an exact copy: its original's entities, without NER
                 self.reused.inc()
                 self.seen.move_to_end(article.content_hash)
-                yield article.replace(
-                    entities=original.entities,
-                    entity_counts=original.entity_counts,
-                    entities_model=original.entities_model,
-                    entities_skipped=original.entities_skipped,
-                )
+                yield article.replace(**original)
                 continue
             article = next(tagged)
             if article.entities_model:
                 self.tagged.inc()
             if _copyable(article):
-                self.seen[article.content_hash] = article
+                self.seen[article.content_hash] = {  # not the article: bodies are large
+                    "entities": article.entities,
+                    "entity_counts": article.entity_counts,
+                    "entities_model": article.entities_model,
+                    "entities_skipped": article.entities_skipped,
+                }
                 if len(self.seen) > SEEN_BODIES:
                     self.seen.popitem(last=False)
             yield article

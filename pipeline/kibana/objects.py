@@ -167,7 +167,7 @@ DASHBOARDS = {
                 "Languages without an entity model",
                 "articles",
                 "bar_horizontal",
-                (Bucket("language", "Language", 20),),
+                (LANGUAGE,),
                 where=(("entities_skipped", "no_model"),),
                 allow_empty="every article's language has a model",
             ),
