@@ -255,3 +255,45 @@ def test_warm_up_does_the_one_time_work_and_extracts_its_page():
     warm_up()
     article = extract_article(_WARM_UP_PAGE, "https://warm-up.invalid/a")
     assert article.language == "en" and article.published_at is not None
+
+
+def _report(head: str = "", byline: str = "", date: str = "") -> str:
+    body = "".join(f"<p>Paragraph {i} of a report about the harbour, long enough to keep.</p>"
+                   for i in range(12))  # fmt: skip
+    return (f"<html><head><title>Harbour</title>{head}</head><body><article><h1>Harbour</h1>"
+            f"{byline}{date}{body}</article></body></html>")  # fmt: skip
+
+
+def test_the_markup_is_read_for_what_the_page_does_not_declare(seed_page):
+    """Without a declared byline or date, trafilatura's heuristics read them from the markup;
+    the seed page's og:image and canonical link come from its ``<head>``."""
+    url = "https://news.example/harbour"
+    byline = '<div class="byline">By <a rel="author" href="/people/jane">Jane Doe</a></div>'
+    date = '<p class="date"><time datetime="2024-03-05">5 March 2024</time></p>'
+    article = extract_article(_report(byline=byline, date=date), url)
+    assert article.authors == ["Jane Doe"]
+    assert article.published_at == datetime(2024, 3, 5, tzinfo=timezone.utc)
+    page, _ = seed_page
+    image = '<meta property="og:image" content="https://www.commondreams.org/img/t.jpg">'
+    seed = extract_article(page.replace("</head>", image + "</head>"), URL + "?ref=x")
+    assert seed.top_image == "https://www.commondreams.org/img/t.jpg"
+    assert seed.canonical_url == URL
+
+
+def test_declarations_win_and_huge_pages_get_no_guesses(monkeypatch):
+    """A declared byline and date are kept over the markup's; a page over
+    ``MAX_GUESS_CHARS`` is not searched for a byline or date at all."""
+    from transforms import page_guesses
+
+    url = "https://news.example/harbour"
+    head = ('<meta name="author" content="Rhys Bowen">'
+            '<meta property="article:published_time" content="2024-03-04T10:00:00Z">')  # fmt: skip
+    byline = '<div class="byline">By <a rel="author" href="/people/jane">Jane Doe</a></div>'
+    date = '<p class="date"><time datetime="2024-03-05">5 March 2024</time></p>'
+    declared = extract_article(_report(head, byline, date), url)
+    assert declared.authors == ["Rhys Bowen"]
+    assert declared.published_at == datetime(2024, 3, 4, 10, tzinfo=timezone.utc)
+    monkeypatch.setattr(page_guesses, "MAX_GUESS_CHARS", 100)
+    huge = extract_article(_report(byline=byline, date=date), url)
+    assert huge.authors == [] and huge.published_at is None
+    assert "Paragraph 11 of a report" in huge.body

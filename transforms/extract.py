@@ -44,6 +44,7 @@ from transforms.bylines import clean_authors, clean_title, fold
 from transforms.dead_letters import Failure, dead_letter
 from transforms.guard import guarded
 from transforms.language import with_language
+from transforms.page_guesses import Guesses, cheap_guesses, guess_authors, guess_date
 from transforms.page_meta import Author, PageMeta, read_page_meta
 from transforms.urls import canonicalize_url, source_domain
 
@@ -129,37 +130,23 @@ def with_newspaper(html: str, url: str) -> Extraction:
 
 
 def with_trafilatura(html, url: str, fast: bool = False) -> Extraction:
-    """Return trafilatura's reading of ``html`` (text or a parsed tree, which it changes):
-    precision mode, comments left out; ``fast`` skips its fallback extractors."""
+    """Return trafilatura's body of ``html`` (text or a parsed tree, which it copies):
+    precision mode, comments left out, no metadata pass (:mod:`transforms.page_guesses`
+    runs the parts of it a page needs); ``fast`` skips its fallback extractors."""
     try:
         doc = trafilatura.bare_extraction(
             html,
             url=url,
             favor_precision=True,
             include_comments=False,
-            with_metadata=True,
+            with_metadata=False,
             fast=fast,
         )
-    except Exception as exc:  # lxml and htmldate errors on broken markup
+    except Exception as exc:  # lxml errors on broken markup
         return Extraction(error=f"{exc.__class__.__name__}: {exc}")
     if doc is None or isinstance(doc, dict):  # a dict only when asked for (as_dict)
         return Extraction(error="no main text found")
-    return Extraction(
-        text=(doc.text or "").strip(),
-        title=(doc.title or "").strip(),
-        authors=[a.strip() for a in (doc.author or "").split(";") if a.strip()],
-        published_at=_parse_day(doc.date),
-        language=doc.language or None,
-        top_image=doc.image or None,
-        canonical=doc.url if doc.url and doc.url != url else None,
-    )
-
-
-def _parse_day(value: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc) if value else None
-    except ValueError:
-        return None
+    return Extraction(text=(doc.text or "").strip())
 
 
 def word_count(text: str) -> int:
@@ -268,6 +255,10 @@ def choose_title(meta: PageMeta, heuristic: str, item: FeedItem | None, domain: 
     return shown or (titles[0] if titles else (item.title if item else ""))
 
 
+def _guessed_authors(tree, size: int) -> list[str]:
+    return guess_authors(tree, size) if tree is not None else []
+
+
 def extract_article(
     html: str,
     url: str,
@@ -288,13 +279,20 @@ def extract_article(
         raise ExtractError(
             "too_little_text", f"{url}: only {len(body)} characters of body text{why}"
         )
-    canonical = choose_canonical(url, found.canonical)
+    guesses = cheap_guesses(tree, url) if tree is not None else Guesses()
+    canonical = choose_canonical(url, found.canonical or guesses.canonical)
     source = source_domain(canonical)
-    published = meta.published_at or (item.published_at if item else None) or found.published_at
+    published = (
+        meta.published_at
+        or (item.published_at if item else None)
+        or found.published_at
+        or (guess_date(tree, canonical, len(html)) if tree is not None else None)
+    )
     authors = (
         clean_authors(meta.authors)
         or clean_authors(Author(a) for a in (item.authors if item else []))
-        or clean_authors(Author(a) for a in found.authors or [])
+        or clean_authors(Author(a) for a in found.authors or guesses.authors or [])
+        or clean_authors(Author(a) for a in _guessed_authors(tree, len(html)))
     )
     declared = meta.language or found.language or (item.language if item else None)
     article = Article(
@@ -303,13 +301,13 @@ def extract_article(
         source=source,
         feed_url=item.feed_url if item else None,
         feed_urls=[item.feed_url] if item else [],
-        title=choose_title(meta, found.title, item, source),
+        title=choose_title(meta, found.title or guesses.title, item, source),
         body=body,
         fetched_at=fetched_at or datetime.now(timezone.utc),
         published_at=published,
         authors=authors,
         language_declared=declared,
-        top_image=found.top_image,
+        top_image=found.top_image or guesses.top_image,
         tags=list(item.tags) if item else [],
         publisher=item.publisher if item else "",
         extractor=extractor,
