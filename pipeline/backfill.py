@@ -216,12 +216,20 @@ def run_backfill(
 ) -> int:
     """Run the backfill to the end (Ctrl-C stops it cleanly); return an exit code."""
     from pipeline.launcher import job_starter, run_supervised
-    from pipeline.progress import BackfillProgress, ReportingResult
+    from pipeline.progress import BackfillProgress, IndexedSince, ReportingResult
+    from pipeline.services.runners import blocking
 
     started: list[float] = []  # before the job runs: a batch runner returns when it is done
 
+    def totals():
+        return count_inputs(sources)
+
     def report(result):
-        bar = BackfillProgress(lambda: count_inputs(sources), result, progress)
+        if blocking(beam_args):  # no counters until the end: count the index instead
+            indexed = IndexedSince(settings) if progress else lambda: 0
+            bar = BackfillProgress(totals, indexed, progress, "backfill, indexed")
+        else:
+            bar = BackfillProgress.of_job(totals, result, progress)
         return ReportingResult(result, bar, summary_path, started[0] if started else None)
 
     def build(pipeline: beam.Pipeline) -> None:

@@ -41,17 +41,15 @@ def beam_arguments(args: argparse.Namespace, beam_args: list[str], streaming: bo
     runner, master = getattr(args, "runner", None), getattr(args, "flink_master", None)
     if runner and runner not in RUNNERS:  # a Beam runner by name, e.g. DataflowRunner
         return runner_args([f"--runner={runner}", *beam_args], streaming)
-    chosen = choose_runner(runner, master)
+    chosen = choose_runner(runner, master, streaming)
     resolved = runner_args(beam_args, streaming, chosen, master)
     if chosen == "flink":
         where = f"the Flink cluster at {master}" if master else "the local Flink cluster"
         log.info("running on %s", where)
+    elif chosen == "direct":
+        log.info("running on Beam's DirectRunner: %d worker processes", os.cpu_count() or 1)
     elif not streaming and (os.cpu_count() or 1) > 1:
-        log.info(
-            "running on Prism: one Python process; `wirestream flink start` once to use all "
-            "%d cores (the backfill then runs there by default)",
-            os.cpu_count(),
-        )
+        log.info("running on Prism: one Python process (--runner auto or direct uses every core)")
     return resolved
 
 
@@ -60,9 +58,11 @@ def _add_runner_flags(parser: argparse.ArgumentParser, default: str) -> None:
     group.add_argument(
         "--runner",
         default=default,
-        help="prism (local, one Python process), flink (the local cluster of `wirestream "
-        "flink start`, all cores; with --flink-master a cluster of yours), auto (flink "
-        f"when the local cluster runs, else prism), or any Beam runner name (default {default})",
+        help="prism (local, one Python process), direct (Beam's DirectRunner, a worker "
+        "process per core, batch only), flink (the local cluster of `wirestream flink start`; "
+        "with --flink-master a cluster of yours), auto (flink when the local cluster runs, "
+        "else direct for a backfill on several cores, else prism), or any Beam runner name "
+        f"(default {default})",
     )
     group.add_argument(
         "--flink-master", help="HOST:PORT of your Flink cluster's REST endpoint (implies flink)"

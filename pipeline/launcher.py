@@ -114,6 +114,51 @@ def _run_job(run: Callable[[], PipelineResult], grace: float) -> None:
         check(sink, "see the log for the failing stage")
 
 
+class BackgroundRun(PipelineResult):
+    """A job on a runner whose ``run()`` returns only at the end (Beam's DirectRunner),
+    run in a thread so that the launcher can watch for Ctrl-C meanwhile. It cannot be
+    cancelled: its worker processes stop with this process; what they had in flight is
+    redone by the next run (documents are idempotent, a backfill resumes)."""
+
+    def __init__(self, pipeline: beam.Pipeline) -> None:
+        super().__init__(beam.runners.runner.PipelineState.RUNNING)
+        self._done = threading.Event()
+        self._result: PipelineResult | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, args=(pipeline,), name="job", daemon=True).start()
+
+    def _run(self, pipeline: beam.Pipeline) -> None:
+        try:
+            self._result = pipeline.run()
+        except BaseException as exc:  # raised to whoever waits for the job
+            self._error = exc
+        finally:
+            self._done.set()
+
+    @property
+    def state(self):
+        if not self._done.is_set():
+            return beam.runners.runner.PipelineState.RUNNING
+        return self._result.state if self._result else beam.runners.runner.PipelineState.FAILED
+
+    def wait_until_finish(self, duration=None):
+        if not self._done.wait(None if duration is None else duration / 1000):
+            return self.state
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result.wait_until_finish()
+
+    def cancel(self):
+        log.warning("the DirectRunner cannot cancel a job: its workers stop with this process")
+        return self.state
+
+    def metrics(self):
+        if self._result is None:
+            raise RuntimeError("the DirectRunner reports its counters only when the job ends")
+        return self._result.metrics()
+
+
 def job_starter(
     build: Callable[[beam.Pipeline], None],
     beam_args: list[str],
@@ -127,10 +172,14 @@ def job_starter(
         from apache_beam.options.pipeline_options import PipelineOptions
 
         from pipeline.services.flink import on_cluster
+        from pipeline.services.runners import blocking
 
         pipeline = beam.Pipeline(options=PipelineOptions(beam_args, save_main_session=False))
         build(pipeline)
-        result = on_cluster(pipeline.run(), beam_args)
+        if blocking(beam_args):
+            result: PipelineResult = BackgroundRun(pipeline)
+        else:
+            result = on_cluster(pipeline.run(), beam_args)
         return wrap(result) if wrap else result
 
     return run

@@ -133,14 +133,21 @@ def format_languages(summary: dict) -> list[str]:
 
 
 class BackfillProgress:
-    """A progress bar over the job's inputs: the total is counted beside the job, the
-    done count is read from the job's counters (so it shows what really finished)."""
+    """A progress bar over the job's inputs: the total is counted beside the job; the
+    done count comes from ``done`` every second (the job's counters where the runner
+    reports them mid-run, so it shows what really finished)."""
 
-    def __init__(self, totals: Callable[[], Iterable[int]], result, enabled: bool) -> None:
+    def __init__(
+        self,
+        totals: Callable[[], Iterable[int]],
+        done: Callable[[], int],
+        enabled: bool,
+        label: str = "backfill",
+    ) -> None:
         from tqdm import tqdm
 
-        self.result = result
-        self.bar = tqdm(desc="backfill (counting inputs)", unit="doc", disable=not enabled)
+        self.done, self.label = done, label
+        self.bar = tqdm(desc=f"{label} (counting inputs)", unit="doc", disable=not enabled)
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.threads = [
@@ -150,6 +157,11 @@ class BackfillProgress:
         if enabled:
             for thread in self.threads:
                 thread.start()
+
+    @classmethod
+    def of_job(cls, totals: Callable[[], Iterable[int]], result, enabled: bool):
+        """A bar whose done count is the job's: read from its counters mid-run."""
+        return cls(totals, lambda: summarize(job_counters(result))["done"], enabled)
 
     def _count(self, totals: Callable[[], Iterable[int]]) -> None:
         total = 0
@@ -161,13 +173,13 @@ class BackfillProgress:
             if self.stopped.is_set():
                 return
         with self.lock:
-            self.bar.set_description("backfill")
+            self.bar.set_description(self.label)
 
     def _poll(self) -> None:
         while not self.stopped.wait(1.0):
             try:
-                done = summarize(job_counters(self.result))["done"]
-            except Exception:  # the job service may not answer yet, or any more
+                done = self.done()
+            except Exception:  # the job service or index may not answer yet, or any more
                 continue
             with self.lock:
                 self.bar.update(max(done - self.bar.n, 0))
@@ -178,6 +190,33 @@ class BackfillProgress:
             if done is not None:
                 self.bar.update(max(done - self.bar.n, 0))
             self.bar.close()
+        if hasattr(self.done, "close"):
+            self.done.close()
+
+
+class IndexedSince:
+    """Documents the index gained since this was made: the progress of a runner that
+    reports its counters only at the end (the DirectRunner). A re-run that rewrites
+    documents already there does not move it; the summary at the end is exact."""
+
+    def __init__(self, settings: Settings) -> None:
+        from transforms.es_client import make_client
+
+        self.alias = settings.elasticsearch.alias
+        self.client = make_client(settings.elasticsearch, retries=0)
+        self.start = self._count()
+
+    def _count(self) -> int:
+        try:
+            return int(self.client.count(index=self.alias)["count"])
+        except NOT_FOUND_ERRORS:  # the alias appears with the first document
+            return 0
+
+    def __call__(self) -> int:
+        return max(self._count() - self.start, 0)
+
+    def close(self) -> None:
+        self.client.close()
 
 
 class ReportingResult:

@@ -163,30 +163,28 @@ def test_backfill_filters_by_date_and_source(es_client, es_settings, shared_dir,
     assert re.search(r"(before_since|after_until) \d+", out), out
 
 
-def test_backfill_on_beams_multi_process_runner(es_client, es_settings, shared_dir, tmp_path):
-    """Every core without a JVM (docs/backfill.md#runners): Beam's DirectRunner in
-    multi_processing mode runs the backfill unchanged, in two worker processes, with the
-    same documents, counters and reconciliation as Prism, and a re-run duplicates nothing."""
+def test_backfill_on_every_core_by_default(es_client, es_settings, shared_dir, tmp_path):
+    """Every core without a JVM (docs/backfill.md#runners): by default a backfill runs on
+    Beam's DirectRunner with a worker process per core, with the same documents, counters
+    and reconciliation as Prism, a progress bar over the index, and a re-run duplicates
+    nothing."""
     from tests.support.real_pages import write_real_warc
 
     urls = write_real_warc(tmp_path / "real.warc.gz", shared_dir, 40)
-    args = [
-        str(tmp_path / "real.warc.gz"),
-        "--no-progress",
-        "--runner=DirectRunner",
-        "--direct_running_mode=multi_processing",
-        "--direct_num_workers=2",
-    ]
+    args = [str(tmp_path / "real.warc.gz")]
     profile = _profile(tmp_path, es_settings)
     proc = _backfill(profile, args)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-5000:]
+    if (os.cpu_count() or 1) > 1:
+        assert f"DirectRunner: {os.cpu_count()} worker processes" in out, out[-3000:]
+    assert re.search(r"backfill, indexed: .*40/40", out), out[-3000:]
     assert sink_counts(out) == (40, 40, 0, 0), out[-3000:]
     seconds = float(re.search(r"backfill finished in ([\d.]+)s", out).group(1))
     assert seconds > 1  # timed from before the job, not from when the runner returned
     alias = es_settings.elasticsearch.alias
     assert doc_count(es_client, alias) == 40
-    rerun = _backfill(profile, [*args, "--redo"])
+    rerun = _backfill(profile, [*args, "--redo", "--no-progress"])
     out, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, out[-5000:]
     assert doc_count(es_client, alias) == 40

@@ -23,7 +23,8 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
@@ -121,9 +122,19 @@ def to_action(article: Article, prefix: str, versioned: bool = False) -> dict[st
     return action
 
 
-def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSettings):
+def count_wait(seconds: float) -> None:
+    """Count ``seconds`` the sink waited for Elasticsearch (``sink_waited_ms``)."""
+    Metrics.counter("wirestream", "sink_waited_ms").inc(int(seconds * 1000))
+
+
+def bulk_index(
+    client,
+    actions: list[dict[str, Any]],
+    settings: ElasticsearchSettings,
+    on_wait: Callable[[float], None] = count_wait,
+):
     """Index ``actions`` (distinct ids); return (indexed count, [(action, reason, detail)]
-    that were not indexed).
+    that were not indexed). ``on_wait`` is told each wait between tries.
 
     What may heal is retried with exponential backoff (up to ``MAX_BACKOFF`` seconds)
     for ``settings.retry_seconds``: the node down or unreachable, timeouts, 429, 5xx and
@@ -185,7 +196,7 @@ def bulk_index(client, actions: list[dict[str, Any]], settings: ElasticsearchSet
             settings.retry_seconds,
         )
         time.sleep(delay)
-        Metrics.counter("wirestream", "sink_waited_ms").inc(int(delay * 1000))
+        on_wait(delay)
         attempt += 1
     log.error(
         "Elasticsearch still cannot take %d documents after %.0fs (%s); they go to dead letters",
@@ -265,6 +276,19 @@ class _Writer:
     def write(self, batch: list[Any], action_of) -> Iterator[tuple[Any, Any]]:
         """Write ``batch`` (items with ``action_of(item)``); yield (item, IndexedDoc or
         TaggedOutput of a Failure) for each item that was not superseded."""
+        fresh = self.prepare(batch, action_of)
+        if fresh:
+            sent = bulk_index(self.client, [action for _, action in fresh], self.settings)
+            yield from self.settle(fresh, *sent)
+
+    def send(self, fresh: list[tuple[Any, dict]], waits: list[float]):
+        """``bulk_index`` for another thread: its waits go to ``waits``, not to counters
+        (Beam counts only on the bundle's own thread)."""
+        return bulk_index(self.client, [a for _, a in fresh], self.settings, waits.append)
+
+    def prepare(self, batch: list[Any], action_of) -> list[tuple[Any, dict]]:
+        """Return the (item, action) pairs of ``batch`` that need a request; count the rest
+        as superseded."""
         best: dict[str, tuple[Any, dict]] = {}
         for item in batch:
             action = action_of(item)
@@ -280,11 +304,15 @@ class _Writer:
                 continue
             fresh.append((item, action))
         self.superseded.inc(len(batch) - len(fresh))
-        if not fresh:
-            return
-        self.batch_sizes.update(len(fresh))
-        actions = [action for _, action in fresh]
-        indexed, failed = bulk_index(self.client, actions, self.settings)
+        if fresh:
+            self.batch_sizes.update(len(fresh))
+        return fresh
+
+    def settle(
+        self, fresh: list[tuple[Any, dict]], indexed: int, failed: list[tuple]
+    ) -> Iterator[tuple[Any, Any]]:
+        """Count what ``bulk_index`` answered for ``fresh``; yield (item, IndexedDoc or
+        TaggedOutput of a Failure) for each item that was not superseded."""
         self.indexed.inc(indexed)
         failed_by_id = {action["_id"]: (reason, detail) for action, reason, detail in failed}
         for item, action in fresh:
@@ -342,9 +370,21 @@ class BulkIndexDoFn(beam.DoFn):
         self.writer.close()
 
 
+#: Batches a sink may have in flight while its thread goes on extracting and tagging.
+IN_FLIGHT = 1
+
+
 class IndexArticlesDoFn(BatchingDoFn):
     """Article -> IndexedDoc per written document (if ``emit_indexed``); the rest go to
-    ``dead_letter``. Batched per bundle: see the module's docstring."""
+    ``dead_letter``. Batched per bundle: see the module's docstring.
+
+    A batch is sent by a sender thread while the bundle's thread goes on with the next
+    elements (extracting and tagging, fused upstream); at most ``IN_FLIGHT`` batches
+    wait for an answer, more make the bundle's thread wait (so an outage still holds
+    back the stages feeding the sink). Answers are counted and their outputs emitted on
+    the bundle's thread, and the bundle ends only when every batch is answered: the
+    counters and the reconciliation see what they saw when sending was synchronous.
+    """
 
     def __init__(
         self, settings: ElasticsearchSettings, versioned: bool, emit_indexed: bool
@@ -359,6 +399,8 @@ class IndexArticlesDoFn(BatchingDoFn):
     def setup(self) -> None:
         self.writer = _Writer(self.settings, "wirestream", "index")
         self.writer.connect()
+        self.sender = ThreadPoolExecutor(1, thread_name_prefix="bulk-sender")
+        self.in_flight: list[tuple[list[tuple[Any, dict]], list[float], Future]] = []
 
     def process(self, article, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
         if article is WARM_UP:
@@ -369,13 +411,40 @@ class IndexArticlesDoFn(BatchingDoFn):
         yield from super().process(action, timestamp, window)
 
     def handle_batch(self, batch: list[WindowedValue]):
-        for held, output in self.writer.write(batch, lambda wv: wv.value):
-            if isinstance(output, beam.pvalue.TaggedOutput):
-                yield beam.pvalue.TaggedOutput(output.tag, held.with_value(output.value))
-            elif self.emit_indexed:
-                yield held.with_value(output)
+        fresh = self.writer.prepare(batch, lambda wv: wv.value)
+        if fresh:
+            waits: list[float] = []
+            self.in_flight.append(
+                (fresh, waits, self.sender.submit(self.writer.send, fresh, waits))
+            )
+        yield from self._settle(keep=IN_FLIGHT)
+
+    def start_bundle(self) -> None:
+        super().start_bundle()
+        for _fresh, _waits, answer in self.in_flight:  # of a bundle that failed: its
+            answer.exception()  # retry writes them again, so only wait for the sender
+        self.in_flight.clear()
+
+    def finish_bundle(self):
+        yield from super().finish_bundle()
+        yield from self._settle(keep=0)
+
+    def _settle(self, keep: int):
+        """Wait for the oldest batches until at most ``keep`` are in flight; emit their
+        outputs."""
+        while len(self.in_flight) > keep:
+            fresh, waits, answer = self.in_flight.pop(0)
+            indexed, failed = answer.result()
+            for seconds in waits:
+                count_wait(seconds)
+            for held, output in self.writer.settle(fresh, indexed, failed):
+                if isinstance(output, beam.pvalue.TaggedOutput):
+                    yield beam.pvalue.TaggedOutput(output.tag, held.with_value(output.value))
+                elif self.emit_indexed:
+                    yield held.with_value(output)
 
     def teardown(self) -> None:
+        self.sender.shutdown(wait=True)
         self.writer.close()
 
 

@@ -77,7 +77,31 @@ def _named(beam_args: list[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in beam_args)
 
 
-RUNNERS = ("auto", "prism", "flink")
+RUNNERS = ("auto", "prism", "direct", "flink")
+
+
+def direct_args(workers: int | None = None) -> list[str]:
+    """Return the Beam arguments of Beam's DirectRunner with one SDK worker process per
+    core (``workers`` to say how many): every core without a JVM, for batch jobs only.
+
+    Prism 2.77 starts one SDK worker per environment (its ``internal/execute.go``), and
+    with LOOPBACK that worker is threads of the launching process: one core for the
+    Python work however many bundles run. The DirectRunner's ``multi_processing`` mode
+    starts a worker process per core and splits each stage's input among them.
+    """
+    return [
+        "--runner=DirectRunner",
+        "--direct_running_mode=multi_processing",
+        f"--direct_num_workers={workers or os.cpu_count() or 1}",
+    ]
+
+
+def blocking(beam_args: list[str]) -> bool:
+    """Return whether ``beam_args`` run on the DirectRunner, whose ``run()`` returns only
+    when the job is done and whose counters are known only then."""
+    runners = [a.split("=", 1)[1] for a in beam_args if a.startswith("--runner=")]
+    runners += [beam_args[i + 1] for i, a in enumerate(beam_args[:-1]) if a == "--runner"]
+    return any(r.lower().removesuffix("runner") in ("direct", "switchingdirect") for r in runners)
 
 
 def flink_master_args(master: str, streaming: bool) -> list[str]:
@@ -96,16 +120,23 @@ def flink_master_args(master: str, streaming: bool) -> list[str]:
     ] + (["--streaming"] if streaming else [])
 
 
-def choose_runner(runner: str | None, flink_master: str | None = None) -> str:
-    """Return ``prism`` or ``flink`` for the CLI's ``--runner`` (``auto``: the local Flink
-    cluster when it runs, since it uses every core, else Prism)."""
+def choose_runner(
+    runner: str | None, flink_master: str | None = None, streaming: bool = False
+) -> str:
+    """Return ``prism``, ``direct`` or ``flink`` for the CLI's ``--runner``. ``auto``: the
+    local Flink cluster when it runs; else, for a batch job on more than one core, the
+    DirectRunner with a worker process per core; else Prism."""
     if flink_master or runner == "flink":
         return "flink"
-    if runner in (None, "prism"):
-        return "prism"
+    if runner in (None, "prism", "direct"):
+        if runner == "direct" and streaming:
+            raise RunnerError("--runner direct runs batch jobs only: streams run on prism or flink")
+        return runner or "prism"
     from pipeline.services.flink import status
 
-    return "flink" if status() is not None else "prism"
+    if status() is not None:
+        return "flink"
+    return "direct" if not streaming and (os.cpu_count() or 1) > 1 else "prism"
 
 
 def runner_args(
@@ -122,8 +153,11 @@ def runner_args(
         args.append(f"--job_server_timeout={JOB_SERVER_TIMEOUT}")
     if _named(args, "--runner"):
         return args + (["--streaming"] if streaming and "--streaming" not in args else [])
-    if choose_runner(runner, flink_master) == "prism":
+    chosen = choose_runner(runner, flink_master, streaming)
+    if chosen == "prism":
         return prism_args(streaming) + args
+    if chosen == "direct":
+        return direct_args() + args
     if flink_master:
         return flink_master_args(flink_master, streaming) + args
     from pipeline.services.flink import FlinkError
