@@ -297,3 +297,15 @@ def test_declarations_win_and_huge_pages_get_no_guesses(monkeypatch):
     huge = extract_article(_report(byline=byline, date=date), url)
     assert huge.authors == [] and huge.published_at is None
     assert "Paragraph 11 of a report" in huge.body
+
+
+def test_placeholder_dates_are_left_out():
+    """Go's zero time (declared by 3 of the real bench pages), the Unix epoch and dates
+    days ahead are no publication dates: the next source of a date is used, else none."""
+    url = "https://news.example/harbour"
+    for placeholder in ("0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "2999-05-01T00:00:00Z"):
+        head = f'<meta property="article:published_time" content="{placeholder}">'
+        assert extract_article(_report(head), url).published_at is None
+        feed_date = datetime(2024, 3, 6, tzinfo=timezone.utc)
+        item = FeedItem(url=url, feed_url="https://news.example/rss", published_at=feed_date)
+        assert extract_article(_report(head), url, item=item).published_at == feed_date

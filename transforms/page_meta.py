@@ -16,9 +16,10 @@ import html as html_lib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from apache_beam.metrics import Metrics
 from dateutil import parser as date_parser
 from extruct.jsonld import JsonLdExtractor
 
@@ -65,8 +66,34 @@ class PageMeta:
     headings: list[str] = field(default_factory=list)  # the page's <h1> texts
 
 
+#: Declared dates before this are placeholders, not publication dates: Go's zero time
+#: (``0001-01-01T00:00:00Z``, on 3 of the 129 real bench pages) and the like.
+EARLIEST_DATE = datetime(1900, 1, 1, tzinfo=timezone.utc)
+#: ...and so is the Unix epoch itself, and a date this far after the run.
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+FUTURE_SLACK = timedelta(days=2)
+
+
+def plausible(value: datetime | None) -> datetime | None:
+    """Return ``value`` if it can be a publication date (after 1900, not the Unix epoch,
+    not days in the future), else None, counted as ``wirestream.implausible_dates``."""
+    if value is None:
+        return None
+    if EARLIEST_DATE <= value != _EPOCH and value <= datetime.now(timezone.utc) + FUTURE_SLACK:
+        return value
+    log.debug("implausible date %s left out", value.isoformat())
+    Metrics.counter("wirestream", "implausible_dates").inc()
+    return None
+
+
 def parse_date(value: Any) -> datetime | None:
-    """Return a timezone-aware UTC datetime from a page's date string, or None."""
+    """Return a timezone-aware UTC datetime from a page's date string, or None (also for
+    a placeholder, see :func:`plausible`)."""
+    parsed = _parse_date(value)
+    return plausible(parsed) if parsed is not None else None
+
+
+def _parse_date(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
     try:
