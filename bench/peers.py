@@ -23,7 +23,8 @@ them with the English model).
 paragraph), so no record is a copy of another; ``--copies`` keeps the 129 real pages cycling, as
 archives hold wire copies (the backfill reuses a copy's entities; the script cannot).
 Every configuration writes to a throw-away index, deleted after. Figures are wall-clock
-documents per second; this machine's two cores are shared with Elasticsearch.
+documents per second; this machine's two cores are shared with Elasticsearch, whose CPU
+seconds during each configuration are shown when it is the local node.
 """
 
 from __future__ import annotations
@@ -172,6 +173,24 @@ def user_script(path: Path, es_url: str, index: str, processes: int) -> tuple[in
     return written, seconds
 
 
+# ----------------------------------------------------------------------------- the node's CPU
+def node_cpu() -> float | None:
+    """Return the CPU seconds the local node (``wirestream es start``) has used, or None."""
+    from pipeline.services.local_es import status
+
+    pid = status().get("pid")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def spent(before: float | None) -> str:
+    after = node_cpu()
+    return "" if before is None or after is None else f"node {after - before:.1f} CPU-s"
+
+
 # ----------------------------------------------------------------------------- floors
 def floors(path: Path) -> dict[str, float]:
     """Return the CPU seconds per record of each stage at its floor, in this process:
@@ -277,9 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     prefix = f"peers-{uuid.uuid4().hex[:8]}"
     try:
         for processes in sorted({1, args.processes}):
+            before = node_cpu()
             written, seconds = user_script(warc, args.es_url, f"{prefix}-script", processes)
             label = "script, 1 process" if processes == 1 else f"script, Pool({processes})"
-            rows.append((label, written, seconds, ""))
+            rows.append((label, written, seconds, spent(before)))
             drop(client, f"{prefix}-script")
         runners = {"wirestream backfill, Prism": ["--runner", "prism"]}
         for processes in sorted({1, args.processes}):
@@ -289,9 +309,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"--direct_num_workers={processes}",
             ]
         for label, runner in runners.items():
+            before = node_cpu()
             indexed, seconds, counters = backfill(warc, args.es_url, f"{prefix}-wire", runner)
             ner = re.search(r"articles_enriched=(\d+)", counters)
-            rows.append((label, indexed, seconds, f"NER on {ner.group(1) if ner else '?'}"))
+            note = f"NER on {ner.group(1) if ner else '?'}; {spent(before)}"
+            rows.append((label, indexed, seconds, note))
             drop(client, f"{prefix}-wire")
     finally:
         drop(client, prefix)
