@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -73,12 +74,22 @@ def test_stream_indexes_sample_site_idempotently(es_client, es_settings, sample_
     assert len(people) >= 10 and len(places) >= 5 and len(orgs) >= 5
     assert {d["publisher"] for d in docs} >= {"harbor-gazette", "northwind-times", "valley-ledger"}
 
-    # the same input again: same documents, no duplicates
+    # the same input again (a restart): same documents, no duplicates, and no article
+    # page fetched again: the feeds are polled, what they list is found in the index
+    pages = {urlsplit(d["url"]).path for d in docs}
+    fetched = [r.path for r in sample_site.requests if urlsplit(r.path).path in pages]
+    assert len(fetched) >= UNIQUE_ARTICLES  # the first run fetched them
+    sample_site.clear_requests()
     second = _wirestream("run", "--config", str(profile), "--duration", "8")
     out, _ = second.communicate(timeout=300)
     assert second.returncode == 0, out
     again = _docs(es_client, alias)
     assert sorted(d["_id"] for d in again) == sorted(d["_id"] for d in docs)
+    polled = [r.path for r in sample_site.requests]
+    assert polled, "the restart polled no feed"
+    assert not [p for p in polled if urlsplit(p).path in pages], polled
+    skipped = re.search(r"skipped\.already_indexed=(\d+)", out)
+    assert skipped and int(skipped.group(1)) >= UNIQUE_ARTICLES, out[-3000:]
 
 
 def test_ctrl_c_flushes_and_stops_cleanly(es_client, es_settings, sample_site, tmp_path):

@@ -187,6 +187,11 @@ class StreamSettings(StrictModel):
     poll_jitter: float = Field(
         0.1, ge=0, lt=1, description="each feed's interval varies by up to this fraction"
     )
+    resume: bool = Field(
+        True,
+        description="skip feed items whose article is already indexed (looked up in bulk "
+        "before fetching), so a restart fetches what is new, not all its feeds list",
+    )
 
 
 class StatsSettings(StrictModel):

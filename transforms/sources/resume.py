@@ -1,10 +1,13 @@
-"""Resume, not redo: skip backfill inputs already indexed with the same content.
+"""Resume, not redo: skip inputs already indexed.
 
-A page (or a text file's article) whose URL is in the index with the same
+A backfill's page (or a text file's article) whose URL is in the index with the same
 ``page_digest`` was extracted, enriched and written by an earlier run; a restart
-skips it before extraction and NER, the expensive stages. Lookups go in bulk, one
-search per ``batch`` inputs, buffered per bundle. When Elasticsearch cannot answer,
-the inputs go on (writes are idempotent) and the lookup failure is counted.
+skips it before extraction and NER, the expensive stages. A stream's feed item whose
+URL is indexed (as the fetched or the canonical URL) is skipped before it is fetched,
+so a restarted stream fetches what is new, not everything its feeds still list.
+Lookups go in bulk, one search per ``batch`` inputs, buffered per bundle. When
+Elasticsearch cannot answer, the inputs go on (writes are idempotent) and the lookup
+failure is counted.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.article import Article, Page
+from transforms.article import Article, FeedItem, Page
 from transforms.batching import BatchingDoFn
 from transforms.es_client import make_client
 from transforms.settings import ElasticsearchSettings
@@ -46,6 +49,29 @@ def indexed_keys(client, alias: str, urls: list[str]) -> set[tuple[str, str]]:
     return {(h["_source"].get("url"), h["_source"].get("page_digest")) for h in hits}
 
 
+def indexed_urls(client, alias: str, urls: list[str]) -> set[str]:
+    """Return which of ``urls`` are indexed under ``alias``, as ``url`` or ``canonical_url``."""
+    response = client.options(ignore_status=404).search(
+        index=alias,
+        query={
+            "bool": {
+                "should": [{"terms": {"url": urls}}, {"terms": {"canonical_url": urls}}],
+                "minimum_should_match": 1,
+            }
+        },
+        source=["url", "canonical_url"],
+        size=min(2 * len(urls), 10_000),
+        ignore_unavailable=True,
+        allow_no_indices=True,
+    )
+    found = {
+        value
+        for hit in response.get("hits", {}).get("hits", [])
+        for value in (hit["_source"].get("url"), hit["_source"].get("canonical_url"))
+    }
+    return found & set(urls)
+
+
 class SkipIndexedDoFn(BatchingDoFn):
     """Page or Article -> the same, unless already indexed with the same content."""
 
@@ -58,9 +84,9 @@ class SkipIndexedDoFn(BatchingDoFn):
         self.client = make_client(self.settings)
 
     def handle_batch(self, batch: list[WindowedValue]) -> Iterator[WindowedValue]:
-        keys = [resume_key(wv.value) for wv in batch]
+        keys = [self.key(wv.value) for wv in batch]
         try:
-            done = indexed_keys(self.client, self.settings.alias, sorted({u for u, _ in keys}))
+            done = self.lookup(keys)
         except Exception as exc:  # Elasticsearch down: do the work again rather than lose it
             self.failed.inc()
             log.warning("resume lookup failed (%s); processing %d inputs", exc, len(batch))
@@ -71,8 +97,26 @@ class SkipIndexedDoFn(BatchingDoFn):
             else:
                 yield wv
 
+    def key(self, element: Page | Article) -> tuple[str, str]:
+        return resume_key(element)
+
+    def lookup(self, keys: list) -> set:
+        return indexed_keys(self.client, self.settings.alias, sorted({u for u, _ in keys}))
+
     def teardown(self) -> None:
         self.client.close()
+
+
+class SkipIndexedItemsDoFn(SkipIndexedDoFn):
+    """FeedItem -> the same, unless its URL is indexed (a stream's resume)."""
+
+    max_wait = 2.0  # a stream's items do not wait long for a batch to fill
+
+    def key(self, element: FeedItem) -> str:  # type: ignore[override]
+        return element.url
+
+    def lookup(self, keys: list) -> set:
+        return indexed_urls(self.client, self.settings.alias, sorted(set(keys)))
 
 
 class SkipIndexed(beam.PTransform):
@@ -88,3 +132,12 @@ class SkipIndexed(beam.PTransform):
         if not self.enabled:
             return elements
         return elements | beam.ParDo(SkipIndexedDoFn(self.settings, self.batch))
+
+
+class SkipIndexedItems(SkipIndexed):
+    """FeedItem -> those whose article is not indexed yet (no-op if disabled)."""
+
+    def expand(self, items):
+        if not self.enabled:
+            return items
+        return items | beam.ParDo(SkipIndexedItemsDoFn(self.settings, self.batch))
