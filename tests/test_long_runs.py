@@ -203,7 +203,7 @@ def test_a_crashed_pipeline_process_fails_the_cli_and_leaves_nothing(
     es_client, es_settings, shared_dir, tmp_path
 ):
     warc = tmp_path / "real.warc.gz"
-    write_real_warc(warc, shared_dir, 200, hosts=10)
+    write_real_warc(warc, shared_dir, 1000, hosts=10)  # still running at its first batch
     proc = _backfill(warc, _profile(tmp_path, es_settings, enrich=False), tmp_path / "s.json")
     deadline = time.monotonic() + 120
     while doc_count(es_client, es_settings.elasticsearch.alias) == 0:
