@@ -159,6 +159,8 @@ def on_flink(settings: Settings, beam_args: list[str]) -> Settings:
 def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     beam_args = beam_arguments(args, beam_args, True)
     settings = on_flink(_settings(args), beam_args)
+    if args.since:
+        settings = settings.with_overrides(stream={"since": args.since})
     code = run_stream(settings, beam_args, args.duration)
     if code == 0:
         print_summary(settings)
@@ -438,6 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, help="profile YAML, e.g. configs/local.yaml")
     run.add_argument(
         "--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)"
+    )
+    run.add_argument(
+        "--since",
+        help="skip feed items published before this ISO date (stream.since; undated items "
+        "are taken)",
     )
     _add_runner_flags(run, "prism")
     _add_es_flags(run)

@@ -1,7 +1,8 @@
-"""The streaming pipeline, top to bottom: poll feeds and sitemaps -> dedupe -> skip what is
-indexed -> fetch -> extract -> normalise -> tag entities -> assign stories -> write to
-Elasticsearch; every stage's failures go to one dead-letter sink, and every stage's
-throughput is counted per source and window into the ingestion-health index.
+"""The streaming pipeline, top to bottom: poll feeds and sitemaps -> skip items before
+``stream.since`` -> dedupe -> skip what is indexed -> fetch -> extract -> normalise -> tag
+entities -> assign stories -> write to Elasticsearch; every stage's failures go to one
+dead-letter sink, and every stage's throughput is counted per source and window into
+the ingestion-health index.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from transforms.fetch import FetchPages
 from transforms.normalize import NormalizeArticles
 from transforms.sinks import WriteToElasticsearch
 from transforms.sources.resume import SkipIndexedItems
+from transforms.sources.selection import SkipItemsBefore
 from transforms.stats import WriteIngestionHealth
 
 
@@ -32,6 +34,7 @@ def build_stream(pipeline: beam.Pipeline, settings: Settings, duration: float | 
     )
     pages = (
         polled["items"]
+        | "SkipItemsBefore" >> SkipItemsBefore(stream.since)
         | "DropSeenItems" >> DropSeenItems(ttl)
         | "SkipIndexed" >> SkipIndexedItems(settings.elasticsearch, stream.resume)
         | "FetchPages" >> FetchPages(settings.fetch)

@@ -190,3 +190,48 @@ def test_backfill_on_every_core_by_default(es_client, es_settings, shared_dir, t
     assert doc_count(es_client, alias) == 40
     hits = es_client.search(index=alias, size=100, query={"match_all": {}})["hits"]["hits"]
     assert sorted(h["_source"]["url"] for h in hits) == sorted(urls)
+
+
+def test_every_core_and_prism_write_identical_documents(
+    es_client, es_settings, shared_dir, tmp_path
+):
+    """The default runner (a worker process per core) and Prism (one process) turn the
+    same archive into the same documents: same ids, same fields, same values."""
+    from pipeline.elastic import template_name
+    from tests.support.real_pages import write_real_warc
+
+    write_real_warc(tmp_path / "real.warc.gz", shared_dir, 40)
+    es = es_settings.elasticsearch
+    prism = es_settings.model_copy(
+        update={"elasticsearch": es.model_copy(update={"index_prefix": f"{es.index_prefix}p",
+                                                         "alias": f"{es.alias}p"})}
+    )  # fmt: skip
+    runs = {}
+    try:
+        for name, settings, runner in (
+            ("default", es_settings, []),
+            ("prism", prism, ["--runner", "prism"]),
+        ):
+            profile_dir = tmp_path / name
+            profile_dir.mkdir()
+            proc = _backfill(
+                _profile(profile_dir, settings),
+                [str(tmp_path / "real.warc.gz"), "--no-progress", *runner],
+            )
+            out, _ = proc.communicate(timeout=600)
+            assert proc.returncode == 0, out[-5000:]
+            alias = settings.elasticsearch.alias
+            es_client.indices.refresh(index=alias)
+            hits = es_client.search(index=alias, size=100, query={"match_all": {}})["hits"]["hits"]
+            runs[name] = {h["_id"]: h["_source"] for h in hits}
+    finally:  # another prefix: the fixture removes only its own
+        names = list(es_client.indices.get(index=f"{es.index_prefix}p-*", allow_no_indices=True))
+        if names:
+            es_client.indices.delete(index=",".join(names))
+        es_client.options(ignore_status=404).indices.delete_index_template(
+            name=f"{template_name(prism.elasticsearch)}*"
+        )
+    assert len(runs["default"]) == 40
+    assert runs["default"].keys() == runs["prism"].keys()
+    for doc_id, document in runs["default"].items():
+        assert document == runs["prism"][doc_id], document["url"]

@@ -265,3 +265,32 @@ def test_classify_source(tmp_path, shared_dir):
     assert classify_source(f"text:{tmp_path}").pattern == f"{tmp_path}/**"
     with pytest.raises(ValueError, match="name the kind"):
         classify_source(str(tmp_path / "missing.bin"))
+
+
+def test_a_stream_started_with_since_skips_older_items_and_keeps_undated_ones():
+    """``run --since`` (``stream.since``): on Beam's in-process runner, items published
+    before the date are dropped before any fetch; undated ones are taken."""
+    from datetime import datetime, timezone
+
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipeline.cli import build_parser
+    from transforms.article import FeedItem
+    from transforms.sources.selection import SkipItemsBefore
+
+    args = build_parser().parse_args(["run", "--config", "x.yaml", "--since", "2026-03-01"])
+    since = datetime.fromisoformat(args.since)
+    items = [
+        FeedItem(
+            "https://a.example/old", "f", published_at=datetime(2026, 2, 1, tzinfo=timezone.utc)
+        ),
+        FeedItem(
+            "https://a.example/new", "f", published_at=datetime(2026, 3, 2, tzinfo=timezone.utc)
+        ),
+        FeedItem("https://a.example/undated", "f"),
+    ]
+    with TestPipeline() as pipeline:
+        kept = pipeline | beam.Create(items) | SkipItemsBefore(since) | beam.Map(lambda i: i.url)
+        assert_that(kept, equal_to(["https://a.example/new", "https://a.example/undated"]))

@@ -192,6 +192,11 @@ class StreamSettings(StrictModel):
         description="skip feed items whose article is already indexed (looked up in bulk "
         "before fetching), so a restart fetches what is new, not all its feeds list",
     )
+    since: datetime | None = Field(
+        None,
+        description="skip feed items published before this (items without a date are "
+        "taken): how far back a first start goes",
+    )
 
 
 class StatsSettings(StrictModel):

@@ -1,5 +1,6 @@
 """Which articles a backfill keeps: the --since/--until/--source/--language filters, and
-one article per canonical URL (the identity of a document in the index)."""
+one article per canonical URL (the identity of a document in the index); which feed
+items a stream takes (``stream.since``)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,29 @@ class FilterArticles(beam.PTransform):
             return reason is None
 
         return articles | beam.Filter(keep)
+
+
+class SkipItemsBefore(beam.PTransform):
+    """FeedItem -> those published on or after ``since`` (or undated); the others are
+    counted as skipped (``before_since``) before anything is fetched."""
+
+    def __init__(self, since: datetime | None) -> None:
+        super().__init__()
+        self.since = _utc(since)
+
+    def expand(self, items):
+        since = self.since
+        if since is None:
+            return items
+
+        def keep(item: FeedItem) -> bool:
+            published = _utc(item.published_at)
+            if published is None or published >= since:
+                return True
+            count_skip("before_since")
+            return False
+
+        return items | beam.Filter(keep)
 
 
 class FilterBySource(beam.PTransform):
