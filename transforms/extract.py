@@ -44,7 +44,7 @@ from transforms.bylines import clean_authors, clean_title, fold
 from transforms.dead_letters import Failure, dead_letter
 from transforms.guard import guarded
 from transforms.language import with_language
-from transforms.page_guesses import Guesses, cheap_guesses, guess_authors, guess_date
+from transforms.page_guesses import cheap_guesses, guess_authors, guess_date
 from transforms.page_meta import Author, PageMeta, read_page_meta
 from transforms.urls import canonicalize_url, source_domain
 
@@ -255,10 +255,6 @@ def choose_title(meta: PageMeta, heuristic: str, item: FeedItem | None, domain: 
     return shown or (titles[0] if titles else (item.title if item else ""))
 
 
-def _guessed_authors(tree, size: int) -> list[str]:
-    return guess_authors(tree, size) if tree is not None else []
-
-
 def extract_article(
     html: str,
     url: str,
@@ -279,20 +275,20 @@ def extract_article(
         raise ExtractError(
             "too_little_text", f"{url}: only {len(body)} characters of body text{why}"
         )
-    guesses = cheap_guesses(tree, url) if tree is not None else Guesses()
+    guesses = cheap_guesses(tree, url)
     canonical = choose_canonical(url, found.canonical or guesses.canonical)
     source = source_domain(canonical)
     published = (
         meta.published_at
         or (item.published_at if item else None)
         or found.published_at
-        or (guess_date(tree, canonical, len(html)) if tree is not None else None)
+        or guess_date(tree, canonical, len(html))
     )
     authors = (
         clean_authors(meta.authors)
         or clean_authors(Author(a) for a in (item.authors if item else []))
         or clean_authors(Author(a) for a in found.authors or guesses.authors or [])
-        or clean_authors(Author(a) for a in _guessed_authors(tree, len(html)))
+        or clean_authors(Author(a) for a in guess_authors(tree, len(html)))
     )
     declared = meta.language or found.language or (item.language if item else None)
     article = Article(

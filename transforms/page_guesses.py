@@ -36,11 +36,10 @@ MAX_GUESS_CHARS = 2_000_000
 
 @dataclass
 class Guesses:
-    """trafilatura's readings of a page; empty where it found nothing or was not asked."""
+    """trafilatura's cheap readings of a page; empty where it found nothing."""
 
     title: str = ""
     authors: list[str] | None = None
-    published_at: datetime | None = None
     top_image: str | None = None
     canonical: str | None = None
 
@@ -58,7 +57,9 @@ def _day(value: str | None) -> datetime | None:
 
 def cheap_guesses(tree, url: str) -> Guesses:
     """Return the guesses that cost well under a millisecond: title, image, canonical URL
-    and authors from ``<meta>`` tags."""
+    and authors from ``<meta>`` tags (none for an unparsed page, ``tree`` None)."""
+    if tree is None:
+        return Guesses()
     try:
         meta = examine_meta(tree)
         canonical = meta.url or extract_url(tree)
@@ -77,7 +78,7 @@ def cheap_guesses(tree, url: str) -> Guesses:
 
 def guess_authors(tree, size: int) -> list[str]:
     """Return the authors trafilatura's XPath heuristic finds in the page's markup."""
-    if size > MAX_GUESS_CHARS:
+    if tree is None or size > MAX_GUESS_CHARS:
         return []
     try:
         return _authors(extract_author(tree))
@@ -88,7 +89,7 @@ def guess_authors(tree, size: int) -> list[str]:
 
 def guess_date(tree, url: str, size: int) -> datetime | None:
     """Return htmldate's guess of the page's original publication day (UTC midnight)."""
-    if size > MAX_GUESS_CHARS:
+    if tree is None or size > MAX_GUESS_CHARS:
         return None
     try:
         return _day(find_date(tree, url=url, **set_date_params(extensive=True)))

@@ -89,8 +89,7 @@ def plausible(value: datetime | None) -> datetime | None:
 def parse_date(value: Any) -> datetime | None:
     """Return a timezone-aware UTC datetime from a page's date string, or None (also for
     a placeholder, see :func:`plausible`)."""
-    parsed = _parse_date(value)
-    return plausible(parsed) if parsed is not None else None
+    return plausible(_parse_date(value))
 
 
 def _parse_date(value: Any) -> datetime | None:
