@@ -194,6 +194,17 @@ def spent(before: float | None) -> str:
     return "" if before is None or after is None else f"node {after - before:.1f} CPU-s"
 
 
+def own_cpu() -> float:
+    """Return the CPU seconds of this process and of the children it has waited for
+    (a backfill's launcher and its SDK workers, the script's pool)."""
+    import resource
+
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    )
+
+
 # ----------------------------------------------------------------------------- floors
 def floors(path: Path) -> dict[str, float]:
     """Return the CPU seconds per record of each stage at its floor, in this process:
@@ -304,14 +315,16 @@ def main(argv: list[str] | None = None) -> int:
         + f"; together {1000 * per_record:.1f} ({1 / per_record:.2f} docs/s a core)\n"
     )
     rows = []
+    used: dict[str, float] = {}  # CPU seconds of each configuration's own processes
     prefix = f"peers-{uuid.uuid4().hex[:8]}"
     try:
         for processes in sorted({1, args.processes}):
             recreate(client, [f"{prefix}-script"])  # as the backfill's, made before
-            before = node_cpu()
+            before, cpu = node_cpu(), own_cpu()
             written, seconds = user_script(warc, args.es_url, f"{prefix}-script", processes)
             label = "script, 1 process" if processes == 1 else f"script, Pool({processes})"
-            rows.append((label, written, seconds, spent(before)))
+            used[label] = own_cpu() - cpu
+            rows.append((label, written, seconds, f"{used[label]:.1f} CPU-s; {spent(before)}"))
         runners = {"wirestream backfill, Prism": ["--runner", "prism"]}
         for processes in sorted({1, args.processes}):
             runners[f"wirestream backfill, DirectRunner x{processes}"] = [
@@ -333,10 +346,12 @@ def main(argv: list[str] | None = None) -> int:
         drop(client, f"{prefix}-tiny")
         for label, runner in runners.items():
             recreate(client, months)
-            before = node_cpu()
+            before, cpu = node_cpu(), own_cpu()
             indexed, seconds, counters = backfill(warc, args.es_url, f"{prefix}-wire", runner)
+            used[label] = own_cpu() - cpu
             ner = re.search(r"articles_enriched=(\d+)", counters)
-            note = f"NER on {ner.group(1) if ner else '?'}; {spent(before)}"
+            tagged = ner.group(1) if ner else "?"
+            note = f"NER on {tagged}; {used[label]:.1f} CPU-s; {spent(before)}"
             rows.append((label, indexed, seconds, note))
     finally:
         drop(client, prefix)
@@ -350,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         rate = docs / seconds
         print(f"| {label} | {docs} | {seconds:.1f} | {rate:.2f} | {rate / best:.2f}x | {note} |")
     rate = {label: docs / seconds for label, docs, seconds, _ in rows}
+    docs_of = {label: docs for label, docs, _, _ in rows}
     steady = {label: docs / (seconds - startup.get(label, 0.0)) for label, docs, seconds, _ in rows}
     print("\nwithout start-up (each run's time less its run on a 4-record archive):")
     for label, seconds in startup.items():
@@ -361,7 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     if many != one:
         print(
             f"\n{args.processes} processes vs 1: {rate[many] / rate[one]:.2f}x "
-            f"({steady[many] / steady[one]:.2f}x without start-up)"
+            f"({steady[many] / steady[one]:.2f}x without start-up); CPU per document "
+            f"{1000 * used[one] / max(docs_of[one], 1):.0f} ms with 1, "
+            f"{1000 * used[many] / max(docs_of[many], 1):.0f} ms with {args.processes}"
         )
     print(
         f"one process's cost per document vs the stage floors: "

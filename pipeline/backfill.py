@@ -215,6 +215,7 @@ def run_backfill(
     summary_path: str | None = None,
 ) -> int:
     """Run the backfill to the end (Ctrl-C stops it cleanly); return an exit code."""
+    from pipeline.elastic import bulk_loading
     from pipeline.launcher import job_starter, run_supervised
     from pipeline.progress import BackfillProgress, IndexedSince, ReportingResult
     from pipeline.services.runners import blocking
@@ -239,7 +240,8 @@ def run_backfill(
         build_backfill(pipeline, settings, sources)
 
     grace = settings.elasticsearch.max_wait_seconds + 5
-    code = run_supervised(job_starter(build, beam_args, report), grace)
+    with bulk_loading(settings.elasticsearch):
+        code = run_supervised(job_starter(build, beam_args, report), grace)
     if code == 0 and settings.stories.enabled:
         from pipeline.stories import cluster_index
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import REPO_ROOT, ElasticsearchSettings, StatsSettings
 from transforms.analysis import analyzable_languages, with_search_mapping
 from transforms.assign_stories import stories_index_name
-from transforms.es_client import SearchClient
+from transforms.es_client import REQUEST_ERRORS, SearchClient, error_reason
 
 INDEX_TEMPLATE = REPO_ROOT / "configs" / "index-template.json"
 STATS_TEMPLATE = REPO_ROOT / "configs" / "stats-template.json"
@@ -30,12 +32,16 @@ def template_priority(base: int, name: str) -> int:
     return base + len(name)
 
 
-def index_template(settings: ElasticsearchSettings, path: Path = INDEX_TEMPLATE) -> dict[str, Any]:
-    """Return the composable index template with the configured prefix and alias."""
+def index_template(
+    settings: ElasticsearchSettings, path: Path = INDEX_TEMPLATE, refresh: str | None = None
+) -> dict[str, Any]:
+    """Return the composable index template with the configured prefix and alias, and the
+    refresh interval ``refresh`` (default ``settings.refresh_interval``)."""
     template = copy.deepcopy(json.loads(path.read_text(encoding="utf-8")))
     template["index_patterns"] = [f"{settings.index_prefix}-*"]
     template["priority"] = template_priority(template["priority"], settings.index_prefix)
     template["template"]["aliases"] = {settings.alias: {}}
+    template["template"]["settings"]["refresh_interval"] = refresh or settings.refresh_interval
     return template
 
 
@@ -44,7 +50,7 @@ class TemplateConflict(RuntimeError):
 
 
 def _put_template(client: SearchClient, name: str, **body: Any) -> None:
-    from transforms.es_client import BAD_REQUEST_ERRORS, error_reason
+    from transforms.es_client import BAD_REQUEST_ERRORS
 
     try:
         client.indices.put_index_template(name=name, **body)
@@ -63,9 +69,13 @@ def template_name(settings: ElasticsearchSettings) -> str:
     return f"wirestream-{settings.index_prefix}"
 
 
-def install_index_template(client: SearchClient, settings: ElasticsearchSettings) -> None:
+def install_index_template(
+    client: SearchClient, settings: ElasticsearchSettings, refresh: str | None = None
+) -> None:
     """Create or update the articles template (idempotent), with a per-language search
-    copy for each language whose analyzer the node has."""
+    copy for each language whose analyzer the node has, and give the articles indices
+    that exist the refresh interval ``refresh`` (default ``settings.refresh_interval``):
+    a job's preparation also undoes what a killed backfill left (:func:`bulk_loading`)."""
     languages, missing = analyzable_languages(client)
     if missing:
         log.warning(
@@ -74,7 +84,7 @@ def install_index_template(client: SearchClient, settings: ElasticsearchSettings
             settings.url,
             ", ".join(missing),
         )
-    body = with_search_mapping(index_template(settings), languages)
+    body = with_search_mapping(index_template(settings, refresh=refresh), languages)
     _put_template(
         client,
         template_name(settings),
@@ -83,6 +93,40 @@ def install_index_template(client: SearchClient, settings: ElasticsearchSettings
         priority=body.get("priority"),
         meta=body.get("_meta"),
     )
+    client.options(ignore_status=404).indices.put_settings(
+        index=settings.alias,
+        settings={"index": {"refresh_interval": body["template"]["settings"]["refresh_interval"]}},
+        allow_no_indices=True,
+    )
+
+
+@contextmanager
+def bulk_loading(settings: ElasticsearchSettings) -> Iterator[None]:
+    """Within: the articles indices, existing and new, refresh every
+    ``backfill_refresh_interval`` (a refresh every 5 s of each of a backfill's monthly
+    indices cost the node half its CPU on bench/peers.py). After, even on an error or
+    Ctrl-C: ``refresh_interval`` again, and everything written is searchable. A killed
+    backfill leaves the slower interval, which the next job's preparation undoes."""
+    from transforms.es_client import make_client
+
+    client = make_client(settings, retries=1)
+    try:
+        install_index_template(client, settings, refresh=settings.backfill_refresh_interval)
+        yield
+    finally:
+        try:
+            install_index_template(client, settings)
+            client.indices.refresh(index=settings.alias, ignore_unavailable=True)
+        except REQUEST_ERRORS as exc:
+            log.warning(
+                "could not set refresh_interval %s on '%s' again (%s): the next run or "
+                "backfill does",
+                settings.refresh_interval,
+                settings.alias,
+                error_reason(exc),
+            )
+        finally:
+            client.close()
 
 
 def stats_index_name(es: ElasticsearchSettings, stats: StatsSettings) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import opensearchpy
-from elasticsearch import BadRequestError, Elasticsearch
+from elasticsearch import ApiError, BadRequestError, Elasticsearch
 from elasticsearch import ConnectionError as ESConnectionError
 from elasticsearch import NotFoundError as ESNotFoundError
 from elasticsearch import TransportError as ESTransportError
@@ -30,6 +30,8 @@ RETRYABLE_STATUS = (429, 500, 502, 503, 504)
 # What each engine's client raises, for callers that catch either.
 CONNECTION_ERRORS = (ESConnectionError, opensearchpy.ConnectionError)
 TRANSPORT_ERRORS = (ESTransportError, opensearchpy.TransportError)
+#: Any failed request: unreachable, timed out, or answered with an error status.
+REQUEST_ERRORS = (*TRANSPORT_ERRORS, ApiError)
 NOT_FOUND_ERRORS = (ESNotFoundError, opensearchpy.NotFoundError)
 BAD_REQUEST_ERRORS = (BadRequestError, opensearchpy.RequestError)
 
@@ -59,10 +61,21 @@ class _OpenSearchIndices:
     def analyze(self, **fields: Any) -> Any:
         return self.client.raw.indices.analyze(body=fields)
 
+    def put_settings(self, index: str, settings: dict[str, Any], **params: Any) -> Any:
+        return self.client.raw.indices.put_settings(
+            index=index, body=settings, **self.client.params(params)
+        )
+
+    def stats(self, index: str, metric: str, **params: Any) -> Any:
+        return self.client.raw.indices.stats(
+            index=index, metric=metric, **self.client.params(params)
+        )
+
 
 class OpenSearchClient:
     """opensearch-py behind the elasticsearch-py calls the project makes (``search``,
-    ``count``, ``indices.refresh``/``put_index_template``/``analyze``, ``options``, ``close``)."""
+    ``count``, ``indices.refresh``/``put_index_template``/``analyze``/``put_settings``/``stats``,
+    ``options``, ``close``)."""
 
     def __init__(self, raw: opensearchpy.OpenSearch, ignore: tuple[int, ...] = ()) -> None:
         self.raw = raw

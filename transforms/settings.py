@@ -87,6 +87,10 @@ class FetchSettings(StrictModel):
     robots_ttl: float = Field(86_400.0, gt=0, description="seconds a host's robots.txt is cached")
 
 
+#: An Elasticsearch/OpenSearch time value for ``index.refresh_interval`` (-1: never).
+REFRESH_INTERVAL = r"^(-1|\d+(ms|s|m|h))$"
+
+
 class ElasticsearchSettings(StrictModel):
     """Where documents go and how to authenticate."""
 
@@ -111,6 +115,18 @@ class ElasticsearchSettings(StrictModel):
         "30 s) before its documents go to dead letters; rejected documents go at once",
     )
     request_timeout: float = Field(30.0, gt=0)
+    refresh_interval: str = Field(
+        "5s",
+        pattern=REFRESH_INTERVAL,
+        description="how soon a written document is searchable (the articles indices' "
+        "refresh_interval)",
+    )
+    backfill_refresh_interval: str = Field(
+        "30s",
+        pattern=REFRESH_INTERVAL,
+        description="the same while a backfill writes (fewer, larger segments: Elasticsearch's "
+        "advice for bulk loads); refresh_interval is restored when the backfill ends",
+    )
 
     @model_validator(mode="after")
     def _engine_auth(self) -> ElasticsearchSettings:
