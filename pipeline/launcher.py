@@ -34,7 +34,7 @@ from collections.abc import Callable
 import apache_beam as beam
 from apache_beam.runners.runner import PipelineResult
 
-from pipeline.progress import report_counters
+from pipeline.progress import report_counters, wirestream_counters
 from pipeline.reconcile import check, format_sink, index_dead_letters, reconcile
 from transforms.lifecycle import DRAINING
 
@@ -86,32 +86,108 @@ def _run_job(run: Callable[[], PipelineResult], grace: float) -> None:
 
     threading.Thread(target=wait, name="wait-for-job", daemon=True).start()
     drain_started = None
+    settled = Settled(result)
     while not finished.wait(0.5):
         if DRAINING.is_set() and drain_started is None:
             drain_started = time.monotonic()
-            log.warning("stopping: no new polls; flushing in-flight articles for %.0fs", grace)
+            log.warning("stopping: no new polls; writing what is in flight (at most %.0fs)", grace)
         if ABORTING.is_set():
             log.warning("aborting: cancelling the job")
             cancel_job()
             raise SystemExit(130)
-        if drain_started is not None and time.monotonic() - drain_started > grace:
+        if drain_started is None:
+            continue
+        if settled():
+            log.warning("stopping: everything in flight is written; cancelling the job")
+        elif time.monotonic() - drain_started > grace:
             log.warning("flush window over; cancelling the job")
-            report_counters(result)
-            result.cancel()
-            return
+        else:
+            continue
+        quiet_cancel(result)
+        return
     if errors:
         raise errors[0]
     totals = report_counters(result)
     if "to_index" in totals and not getattr(result, "reconciled", False):
-        sink = reconcile(
-            totals["to_index"],
-            totals.get("indexed", 0),
-            totals.get("index_superseded", 0),
-            index_dead_letters({k[7:]: v for k, v in totals.items() if k.startswith("failed.")}),
-            totals.get("sink_waited_ms", 0),
-        )
+        sink = sink_of(totals)
         print(format_sink(sink), flush=True)
         check(sink, "see the log for the failing stage")
+
+
+def sink_of(totals: dict[str, int]) -> dict:
+    """Return the sink's reconciliation from the job's counters (by name)."""
+    return reconcile(
+        totals.get("to_index", 0),
+        totals.get("indexed", 0),
+        totals.get("index_superseded", 0),
+        index_dead_letters({k[7:]: v for k, v in totals.items() if k.startswith("failed.")}),
+        totals.get("sink_waited_ms", 0),
+    )
+
+
+#: A stopping stream ends once every feed item its polls emitted has reached an end
+#: (written, superseded, skipped or dead-lettered: :func:`items_in_flight`), every
+#: document that entered the sink is accounted for, and its counters have been still
+#: for this long. A runner without counters mid-run waits out the flush window.
+SETTLED_SECONDS = 2.0
+
+#: Failures that do not end a feed item: a feed's or sitemap's poll, the sink (its
+#: documents are counted by ``to_index``) and the side indices.
+NOT_ITEM_FAILURES = ("poll:", "sitemap:", "index:", "stats:", "stories:")
+
+
+def items_in_flight(totals: dict[str, int]) -> int | None:
+    """Return how many feed items are between their poll and an end (None for a job
+    that polls nothing): a repeat the dedupe dropped, a skip, a failure or the sink."""
+    if "feed_items" not in totals:
+        return None
+    entered = totals["feed_items"] - totals.get("items_duplicate", 0)
+    ended = totals.get("to_index", 0) + sum(
+        value
+        for key, value in totals.items()
+        if key.startswith("skipped.")
+        or (key.startswith("failed.") and not key[7:].startswith(NOT_ITEM_FAILURES))
+    )
+    return entered - ended
+
+
+class Settled:
+    """Whether a draining job has written what it had in flight (:data:`SETTLED_SECONDS`)."""
+
+    def __init__(self, result: PipelineResult) -> None:
+        self.result = result
+        self.last: dict[str, int] | None = None
+        self.since = time.monotonic()
+
+    def __call__(self) -> bool:
+        try:  # Prism's attempted counters mid-run are its open bundles' only
+            totals = wirestream_counters(self.result, committed=True)
+        except Exception:  # a runner without counters mid-run: its flush window decides
+            return False
+        now = time.monotonic()
+        if totals != self.last:
+            self.last, self.since = totals, now
+            return False
+        pending = items_in_flight(totals)
+        return (
+            now - self.since >= SETTLED_SECONDS
+            and sink_of(totals)["gap"] <= 0
+            and (pending is None or pending <= 0)
+        )
+
+
+def quiet_cancel(result: PipelineResult) -> None:
+    """Print the counters, then cancel the job without the runner's noise: the bundles
+    the cancel cuts short fail by design, and their workers' errors are not ours."""
+    report_counters(result)
+    for name in ("apache_beam", "grpc"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    threading.excepthook = _cancelled_thread  # LOOPBACK workers' streams close under them
+    result.cancel()
+
+
+def _cancelled_thread(args) -> None:
+    log.debug("after the cancel, thread %s: %s", args.thread, args.exc_value)
 
 
 class BackgroundRun(PipelineResult):

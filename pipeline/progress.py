@@ -265,20 +265,25 @@ class ReportingResult:
         return getattr(self.result, name)
 
 
-def report_counters(result) -> dict[str, int]:
-    """Print the job's ``wirestream`` counters on one line and return them by name
-    (``failed.fetch:http_404`` for ``wirestream.failed`` / ``fetch:http_404``)."""
+def wirestream_counters(result, committed: bool = False) -> dict[str, int]:
+    """Return the job's ``wirestream`` counters by name (``failed.fetch:http_404`` for
+    ``wirestream.failed`` / ``fetch:http_404``); what the runner cannot give raises."""
     totals: dict[str, int] = {}
-    try:
-        counters = job_counters(result, committed=True) or job_counters(result)
-    except Exception as exc:  # a runner without metrics must not fail the run
-        log.info("no metrics from the runner: %s", exc)
-        return totals
-    for (namespace, name), value in counters.items():
+    for (namespace, name), value in job_counters(result, committed).items():
         if not namespace.startswith("wirestream"):
             continue
         key = name if namespace == "wirestream" else f"{namespace[11:]}.{name}"
         totals[key] = totals.get(key, 0) + value
+    return totals
+
+
+def report_counters(result) -> dict[str, int]:
+    """Print the job's ``wirestream`` counters on one line and return them by name."""
+    try:
+        totals = wirestream_counters(result, committed=True) or wirestream_counters(result)
+    except Exception as exc:  # a runner without metrics must not fail the run
+        log.info("no metrics from the runner: %s", exc)
+        return {}
     if totals:
         print(
             "pipeline counters: " + ", ".join(f"{k}={v}" for k, v in sorted(totals.items())),

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from pipeline.services import local_es
+from tests.support.processes import listening, loopback_only
 from transforms.paths import cache_dir
 
 # --------------------------------------------------------------------------- unit
@@ -137,6 +138,20 @@ def test_status_reports_running_node(es_url: str) -> None:
     assert info["url"] == es_url
     if info["ours"]:
         assert isinstance(info["pid"], int)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "engine", [local_es.ELASTICSEARCH, local_es.OPENSEARCH], ids=lambda engine: engine.name
+)
+def test_the_nodes_listen_on_loopback_only(engine, request) -> None:
+    request.getfixturevalue("es_url" if engine is local_es.ELASTICSEARCH else "os_client")
+    info = local_es.status(engine=engine)
+    if not info["ours"]:
+        pytest.skip(f"the node on {info['url']} was not started by wirestream")
+    addresses = listening(info["pid"])
+    assert {port for _, port in addresses} >= {engine.port, engine.port + 100}  # HTTP, transport
+    assert loopback_only(addresses), addresses
 
 
 @pytest.mark.integration

@@ -93,7 +93,8 @@ def test_stream_indexes_sample_site_idempotently(es_client, es_settings, sample_
 
 
 def test_ctrl_c_flushes_and_stops_cleanly(es_client, es_settings, sample_site, tmp_path):
-    profile = stream_profile(tmp_path, sample_site, es_settings, interval=3)
+    # a flush window of 1 + 40 + 5 s, which the stop must not wait out
+    profile = stream_profile(tmp_path, sample_site, es_settings, interval=3, fetch_timeout=40)
     proc = _wirestream("run", "--config", str(profile))
     alias = es_settings.elasticsearch.alias
     deadline = time.monotonic() + 180
@@ -107,8 +108,13 @@ def test_ctrl_c_flushes_and_stops_cleanly(es_client, es_settings, sample_site, t
     runner_pids = descendants(proc.pid)
     assert len(runner_pids) >= 2  # the pipeline's child process and Prism
     os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground process
+    interrupted = time.monotonic()
     out, _ = proc.communicate(timeout=120)
+    took = time.monotonic() - interrupted
     assert proc.returncode == 0, out
-    assert "stopping" in out
+    assert "everything in flight is written" in out, out[-3000:]
+    assert took < 20, f"the stop took {took:.1f}s"
+    assert "pipeline counters: " in out and "Traceback" not in out and "Bundle" not in out, out
     assert re.search(rf"{UNIQUE_ARTICLES} documents in '{alias}'", out), out
+    assert not list((tmp_path / "dead-letter").glob("**/*.jsonl")), "dead letters written"
     assert not [pid for pid in runner_pids if alive(pid)], "runner processes left running"

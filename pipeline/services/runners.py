@@ -1,12 +1,14 @@
 """Beam runner arguments: the local Prism binary, built from the Go module proxy.
 
 Beam's Python wheel does not carry Prism and would download it from the web; we
-build the same version with ``go install`` into the wirestream cache instead and
-always name the runner explicitly.
+build the same version from the Go module proxy's source into the wirestream cache
+instead (listening on loopback only: :data:`PRISM_PATCH`) and always name the runner
+explicitly.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,7 +18,20 @@ from apache_beam.version import __version__ as BEAM_VERSION
 
 from transforms.paths import cache_dir
 
-PRISM_MODULE = "github.com/apache/beam/sdks/v2/go/cmd/prism"
+PRISM_MODULE = "github.com/apache/beam/sdks/v2"
+PRISM_PACKAGE = "./go/cmd/prism"
+
+#: Prism listens for jobs, artifacts and its workers on every interface
+#: (``net.Listen(":port")`` in internal/jobservices/server.go) and has no flag to choose
+#: the address. A job service reachable from the network runs whatever pipeline it is
+#: sent (a PROCESS environment runs commands on this machine), so the project builds
+#: Prism with that one call bound to loopback: every client of it is local (the
+#: launcher and its LOOPBACK workers dial ``localhost``).
+PRISM_PATCH = (
+    "go/pkg/beam/runners/prism/internal/jobservices/server.go",
+    'net.Listen("tcp", fmt.Sprintf(":%d", port))',
+    'net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))',
+)
 
 
 class RunnerError(RuntimeError):
@@ -26,26 +41,52 @@ class RunnerError(RuntimeError):
 def prism_path() -> Path:
     """Return where the Prism binary lives: ``$WIRESTREAM_PRISM`` or the cache."""
     override = os.environ.get("WIRESTREAM_PRISM")
-    return Path(override) if override else cache_dir() / "bin" / f"prism-{BEAM_VERSION}"
+    return Path(override) if override else cache_dir() / "bin" / f"prism-{BEAM_VERSION}-loopback"
+
+
+def _go(go: str, *args: str, cwd: Path | None = None) -> str:
+    """Run ``go args`` and return its output; a failure raises :class:`RunnerError`."""
+    proc = subprocess.run([go, *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RunnerError(f"go {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def _writable_copy(source: Path, target: Path) -> None:
+    """Copy ``source`` (the module cache's read-only tree) to ``target``, writable."""
+    shutil.copytree(source, target, copy_function=shutil.copyfile)
+    for folder, _, _ in os.walk(target):
+        os.chmod(folder, 0o755)
 
 
 def build_prism(force: bool = False) -> Path:
-    """Build Prism at the Python SDK's version with ``go install``; return its path."""
+    """Build Prism at the Python SDK's version, bound to loopback (:data:`PRISM_PATCH`),
+    from the Go module proxy's source; return its path."""
     target = prism_path()
     if target.exists() and not force:
         return target
     go = shutil.which("go")
     if go is None:
         raise RunnerError("Go is not installed: it is needed once to build Beam's Prism runner")
-    gobin = target.parent / f"go-build-{BEAM_VERSION}"
-    gobin.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GOBIN": str(gobin)}
-    cmd = [go, "install", f"{PRISM_MODULE}@v{BEAM_VERSION}"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RunnerError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    shutil.move(str(gobin / "prism"), target)
-    shutil.rmtree(gobin, ignore_errors=True)
+    module = json.loads(_go(go, "mod", "download", "-json", f"{PRISM_MODULE}@v{BEAM_VERSION}"))
+    work = target.parent / f"prism-src-{BEAM_VERSION}"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        work.mkdir(parents=True)
+        for name in ("go.mod", "go.sum"):
+            shutil.copyfile(Path(module["Dir"]) / name, work / name)
+        _writable_copy(Path(module["Dir"]) / "go", work / "go")
+        path, listen_any, listen_loopback = PRISM_PATCH
+        source = (work / path).read_text(encoding="utf-8")
+        if source.count(listen_any) != 1:
+            raise RunnerError(
+                f"Prism {BEAM_VERSION}'s {path} no longer has `{listen_any}`: "
+                "check how it listens and update PRISM_PATCH in pipeline/services/runners.py"
+            )
+        (work / path).write_text(source.replace(listen_any, listen_loopback), encoding="utf-8")
+        _go(go, "build", "-o", str(target), PRISM_PACKAGE, cwd=work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return target
 
 

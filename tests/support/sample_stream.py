@@ -25,7 +25,7 @@ class SampleStream:
     output: str
 
 
-def stream_profile(tmp_path, site, settings, interval=5):
+def stream_profile(tmp_path, site, settings, interval=5, fetch_timeout=5):
     es = settings.elasticsearch
     feeds = "\n".join(
         f"  - {{name: {f['name']}, url: '{f['url']}', interval: {interval}, language: en}}"
@@ -36,7 +36,7 @@ def stream_profile(tmp_path, site, settings, interval=5):
         f"feeds:\n{feeds}\n"
         f"elasticsearch: {{url: '{es.url}', index_prefix: {es.index_prefix}, alias: {es.alias}, "
         "batch_size: 20, max_wait_seconds: 1}\n"
-        "fetch: {allow_private_addresses: true, timeout: 5, retries: 0}\n"
+        f"fetch: {{allow_private_addresses: true, timeout: {fetch_timeout}, retries: 0}}\n"
         f"dead_letter_dir: '{tmp_path / 'dead-letter'}'\n"
     )
     return path
