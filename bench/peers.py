@@ -17,7 +17,7 @@ configuration runs NER on every record (``--all-languages`` keeps the others: wi
 then leaves them untagged, as it has no model of their language, while the script tags
 them with the English model).
 
-    python bench/peers.py [--records 400] [--processes 2] [--distinct | --copies]
+    python bench/peers.py [--records 400] [--processes 2] [--distinct | --copies] [--scaling-only]
 
 ``--distinct`` (default) gives every record a body of its own (a unique word opens each
 paragraph), so no record is a copy of another; ``--copies`` keeps the 129 real pages cycling, as
@@ -294,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the non-English pages (wirestream then tags fewer records than the script)",
     )
+    parser.add_argument(
+        "--scaling-only",
+        action="store_true",
+        help="only the DirectRunner with 1 and --processes workers (no floors, script or "
+        "Prism): the speed-up on a longer archive, where start-up weighs less",
+    )
     args = parser.parse_args(argv)
     if not (SHARED / "bench").is_dir():
         print(f"{SHARED}/bench not found; set WIRESTREAM_SHARED", file=sys.stderr)
@@ -307,25 +313,26 @@ def main(argv: list[str] | None = None) -> int:
     kind = "distinct bodies" if args.distinct else "real pages cycling (copies)"
     pages = "all languages" if args.all_languages else "the English pages"
     print(f"{args.records} WARC records ({kind}, {pages}); {os.cpu_count()} cores\n")
-    floor = floors(warc)
+    floor = {} if args.scaling_only else floors(warc)
     per_record = sum(floor.values())
-    print(
-        "stage floors, CPU ms per record: "
-        + ", ".join(f"{stage} {1000 * s:.1f}" for stage, s in floor.items())
-        + f"; together {1000 * per_record:.1f} ({1 / per_record:.2f} docs/s a core)\n"
-    )
+    if floor:
+        print(
+            "stage floors, CPU ms per record: "
+            + ", ".join(f"{stage} {1000 * s:.1f}" for stage, s in floor.items())
+            + f"; together {1000 * per_record:.1f} ({1 / per_record:.2f} docs/s a core)\n"
+        )
     rows = []
     used: dict[str, float] = {}  # CPU seconds of each configuration's own processes
     prefix = f"peers-{uuid.uuid4().hex[:8]}"
     try:
-        for processes in sorted({1, args.processes}):
+        for processes in [] if args.scaling_only else sorted({1, args.processes}):
             recreate(client, [f"{prefix}-script"])  # as the backfill's, made before
             before, cpu = node_cpu(), own_cpu()
             written, seconds = user_script(warc, args.es_url, f"{prefix}-script", processes)
             label = "script, 1 process" if processes == 1 else f"script, Pool({processes})"
             used[label] = own_cpu() - cpu
             rows.append((label, written, seconds, f"{used[label]:.1f} CPU-s; {spent(before)}"))
-        runners = {"wirestream backfill, Prism": ["--runner", "prism"]}
+        runners = {} if args.scaling_only else {"wirestream backfill, Prism": ["--runner", "prism"]}
         for processes in sorted({1, args.processes}):
             runners[f"wirestream backfill, DirectRunner x{processes}"] = [
                 "--runner=DirectRunner",
@@ -335,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         # Untimed: the monthly indices the pages' dates (2010-2026) fall into are created
         # once, as a long backfill creates them once; each run then writes into them empty.
         before = node_cpu()
-        backfill(warc, args.es_url, f"{prefix}-wire", ["--runner", "prism"])
+        backfill(warc, args.es_url, f"{prefix}-wire", list(runners.values())[-1])  # the fastest
         months = sorted(client.indices.get(index=f"{prefix}-wire-*"))
         print(f"untimed first run: {len(months)} indices created ({spent(before)})\n", flush=True)
         tiny = work / "tiny.warc.gz"  # start-up: the same runs on a 4-record archive
@@ -355,9 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((label, indexed, seconds, note))
     finally:
         drop(client, prefix)
-    pool = (
-        next(r for r in rows if r[0].startswith("script, Pool")) if args.processes > 1 else rows[0]
-    )
+    pool = next((r for r in rows if r[0].startswith("script, Pool")), rows[0])
     best = pool[1] / pool[2]
     print(f"| configuration | documents | seconds | docs/s | vs {pool[0]} | note |")
     print("|---|---|---|---|---|---|")
@@ -381,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{1000 * used[one] / max(docs_of[one], 1):.0f} ms with 1, "
             f"{1000 * used[many] / max(docs_of[many], 1):.0f} ms with {args.processes}"
         )
+    if not per_record:
+        return 0
     print(
         f"one process's cost per document vs the stage floors: "
         f"{1 / rate[one] / per_record:.2f}x start-up included, "

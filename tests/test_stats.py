@@ -3,6 +3,7 @@ the real streaming pipeline on Prism against the sample site."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -147,6 +148,34 @@ def test_counts_per_window_land_in_the_stats_index_idempotently(
     )
     run()  # the same window again overwrites (unless the hour turned in between)
     assert len(_stats(es_client, stats_index)) in (len(docs), 2 * len(docs))
+
+
+class SteppingClock:
+    """A clock that moves ``step`` seconds at each reading: the elements of one bounded
+    run then fall in many wall-clock windows, in the order the runner counts them."""
+
+    def __init__(self, start: float, step: float) -> None:
+        self.now, self.step = start, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.mark.integration
+def test_each_window_is_written_once_with_its_own_count(es_client, es_settings, stats_index):
+    items = [ITEM] * 40  # one key, counted over 40 readings of a clock 25 s apart
+    with beam.Pipeline() as pipeline:
+        taps = {"polled": pipeline | beam.Create(items)}
+        clock = SteppingClock(time.time() + 10 * 86400, 25)  # no window ends during the run
+        dead = taps | WriteIngestionHealth(es_settings.elasticsearch, stats_index, 60, clock=clock)
+        dead | beam.Map(lambda failure: pytest.fail(f"stats write failed: {failure}"))
+    docs = _stats(es_client, stats_index)
+    starts = sorted(datetime.fromisoformat(d["@timestamp"]).timestamp() for d in docs)
+    assert len(starts) == len(set(starts)) >= 16  # 1,000 s of readings: 17 windows, once each
+    assert all(start % 60 == 0 for start in starts)
+    assert sum(d["count"] for d in docs) == 40  # a window's count is not carried into the next
+    assert max(d["count"] for d in docs) <= 3  # at most 3 readings 25 s apart in 60 s
 
 
 @pytest.mark.integration

@@ -2,9 +2,9 @@
 
 Every stage's output and every dead letter is tapped and reduced to a ``StageKey``
 (stage, source, publisher, and for failures the failed stage and reason), stamped
-with the wall-clock window it passed the tap in, counted in keyed state (so no
-count is ever late data), and written as one document per (window, key) with a deterministic
-``_id`` to the stats index, through the same bulk writer as the articles.
+counted in keyed state per wall-clock window (so no count is ever late data, and the
+state holds one window), and written as one document per (window, key) with a
+deterministic ``_id`` to the stats index, through the same bulk writer as the articles.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam.coders import BooleanCoder, VarIntCoder
+from apache_beam.coders import FloatCoder, VarIntCoder
 from apache_beam.transforms import window
 from apache_beam.transforms.combiners import CountCombineFn
 from apache_beam.transforms.timeutil import TimeDomain
@@ -27,7 +27,7 @@ from apache_beam.transforms.userstate import (
     on_timer,
 )
 from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import Timestamp
 
 from transforms.article import Article, FeedItem, Page
 from transforms.dead_letters import Failure
@@ -107,58 +107,82 @@ def _utc(timestamp) -> datetime:
     return datetime.fromtimestamp(float(timestamp), tz=timezone.utc)
 
 
-class CountPerWindowDoFn(beam.DoFn):
-    """((window start, StageKey), _) -> (window start, StageKey, running count), in the
-    global window.
+#: A window is written this long after it ends, so that a worker whose clock runs a
+#: little behind the runner's does not count into a window already written.
+CLOCK_MARGIN = 2.0
 
-    Counting happens in keyed state rather than in event-time windows: the wall-clock
-    window an element falls in is part of the key, so nothing is ever late (event-time
-    windows would drop the last writes of a run as late data). The running total is
-    emitted at most once per ``flush_seconds`` and when the input ends; each emission
-    overwrites the document of that (window, key), so the last one wins with the total.
+
+class CountPerWindowDoFn(beam.DoFn):
+    """(StageKey tuple, _) -> (window start, StageKey tuple, count), once per wall-clock
+    window the key was seen in, in the global window.
+
+    The window is read from the clock here, where the count is kept, so nothing arrives
+    for a window already written and nothing is ever late (event-time windows would drop
+    the last writes of a run as late data). A key holds the count of its current window
+    only: it is written when the window ends (a wall-clock timer), when the key's next
+    element falls in a later window, or when the input ends, and then cleared. So the
+    state holds the keys seen in the last window (stages x sources x failure reasons),
+    however long the run, and each (window, key) is written once.
     """
 
+    WINDOW = ReadModifyWriteStateSpec("window", FloatCoder())
     COUNT = CombiningValueStateSpec("count", VarIntCoder(), CountCombineFn())
-    PENDING = ReadModifyWriteStateSpec("pending", BooleanCoder())
     FLUSH = TimerSpec("flush", TimeDomain.REAL_TIME)
     END = TimerSpec("end", TimeDomain.WATERMARK)
 
-    def __init__(self, flush_seconds: float) -> None:
-        self.flush_seconds = flush_seconds
+    def __init__(self, width: float, clock: Callable[[], float] = time.time) -> None:
+        self.width = width
+        self.clock = clock
 
     def process(
         self,
         element,
+        held=beam.DoFn.StateParam(WINDOW),
         count=beam.DoFn.StateParam(COUNT),
-        pending=beam.DoFn.StateParam(PENDING),
         flush=beam.DoFn.TimerParam(FLUSH),
         end=beam.DoFn.TimerParam(END),
     ):
-        count.add(1)
-        if not pending.read():
-            pending.write(True)
-            flush.set(Timestamp.now() + Duration(self.flush_seconds))
+        key, _ = element
+        start = window_start(self.clock(), self.width)
+        previous = held.read()
+        if previous != start:
+            if previous is not None:
+                yield previous, key, count.read()
+                count.clear()
+            held.write(start)
+            flush.set(Timestamp(seconds=start + self.width + CLOCK_MARGIN))
             end.set(GlobalWindow().max_timestamp())
+        count.add(1)
 
     @on_timer(FLUSH)
     def on_flush(
         self,
         key=beam.DoFn.KeyParam,
+        held=beam.DoFn.StateParam(WINDOW),
         count=beam.DoFn.StateParam(COUNT),
-        pending=beam.DoFn.StateParam(PENDING),
+        end=beam.DoFn.TimerParam(END),
     ):
-        pending.clear()
-        yield (*key, count.read())
+        yield from self._write(key, held, count)
+        end.clear()
 
     @on_timer(END)
     def on_end(
         self,
         key=beam.DoFn.KeyParam,
+        held=beam.DoFn.StateParam(WINDOW),
         count=beam.DoFn.StateParam(COUNT),
         flush=beam.DoFn.TimerParam(FLUSH),
     ):
         flush.clear()  # a pending wall-clock timer would hold the end of a bounded run
-        yield (*key, count.read())
+        yield from self._write(key, held, count)
+
+    @staticmethod
+    def _write(key, held, count):
+        start = held.read()
+        if start is not None:
+            yield start, key, count.read()
+        held.clear()
+        count.clear()
 
 
 def window_start(now: float, width: float) -> float:
@@ -179,11 +203,13 @@ class WriteIngestionHealth(beam.PTransform):
         index: str,
         window_seconds: float,
         feeds: list[FeedSpec] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.es = es
         self.index = index
         self.window_seconds = window_seconds
+        self.clock = clock
         self.publishers = {feed.url: feed.name for feed in feeds or []}
 
     def _keyer(self, stage: str) -> Callable[[Any], StageKey]:
@@ -217,9 +243,8 @@ class WriteIngestionHealth(beam.PTransform):
             | "AllStages" >> beam.Flatten()
             # Counted in wall-clock windows kept in keyed state: see CountPerWindowDoFn.
             | "InGlobalWindow" >> beam.WindowInto(window.GlobalWindows())
-            | "KeyByWindow"
-            >> beam.Map(lambda key: ((window_start(time.time(), width), tuple(key)), 1))
-            | "CountPerKey" >> beam.ParDo(CountPerWindowDoFn(flush_seconds=width))
+            | "KeyByStage" >> beam.Map(lambda key: (tuple(key), 1))
+            | "CountPerWindow" >> beam.ParDo(CountPerWindowDoFn(width, self.clock))
             | "ToAction"
             >> beam.MapTuple(
                 lambda start, key, count: stats_action(
