@@ -35,7 +35,7 @@ import apache_beam as beam
 from apache_beam.runners.runner import PipelineResult
 
 from pipeline.progress import report_counters, wirestream_counters
-from pipeline.reconcile import check, format_sink, index_dead_letters, reconcile
+from pipeline.reconcile import check, format_sink, sink_of
 from transforms.lifecycle import DRAINING
 
 log = logging.getLogger(__name__)
@@ -112,17 +112,6 @@ def _run_job(run: Callable[[], PipelineResult], grace: float) -> None:
         sink = sink_of(totals)
         print(format_sink(sink), flush=True)
         check(sink, "see the log for the failing stage")
-
-
-def sink_of(totals: dict[str, int]) -> dict:
-    """Return the sink's reconciliation from the job's counters (by name)."""
-    return reconcile(
-        totals.get("to_index", 0),
-        totals.get("indexed", 0),
-        totals.get("index_superseded", 0),
-        index_dead_letters({k[7:]: v for k, v in totals.items() if k.startswith("failed.")}),
-        totals.get("sink_waited_ms", 0),
-    )
 
 
 #: A stopping stream ends once every feed item its polls emitted has reached an end

@@ -30,6 +30,19 @@ def index_dead_letters(failed: dict[str, int]) -> int:
     return sum(count for key, count in failed.items() if key.startswith("index:"))
 
 
+def sink_of(totals: dict[str, int]) -> dict:
+    """Return the sink's reconciliation from a job's counters by name (``to_index``,
+    ``indexed``, ``index_superseded``, ``failed.index:*``, ``sink_waited_ms``)."""
+    failed = {key[7:]: value for key, value in totals.items() if key.startswith("failed.")}
+    return reconcile(
+        totals.get("to_index", 0),
+        totals.get("indexed", 0),
+        totals.get("index_superseded", 0),
+        index_dead_letters(failed),
+        totals.get("sink_waited_ms", 0),
+    )
+
+
 def format_sink(sink: dict) -> str:
     """Return the summary line of a reconciliation."""
     line = (
