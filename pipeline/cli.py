@@ -142,23 +142,9 @@ def run_stream(settings: Settings, beam_args: list[str], duration: float | None)
         return run_supervised(job_starter(build, beam_args), grace, progress.tick)
 
 
-def on_flink(settings: Settings, beam_args: list[str]) -> Settings:
-    """Return ``settings`` for a stream on Flink: unless the profile changed
-    ``stream.poll_tick_seconds``, feeds are checked every 30 s (see pipeline.services.flink)."""
-    from pipeline.config import StreamSettings
-    from pipeline.services.flink import STREAM_TICK_SECONDS
-
-    default = StreamSettings.model_fields["poll_tick_seconds"].default
-    flink = any(a in ("--runner=PortableRunner", "--runner=FlinkRunner") for a in beam_args)
-    if not flink or settings.stream.poll_tick_seconds != default:
-        return settings
-    log.info("on Flink, feeds are checked for being due every %.0fs", STREAM_TICK_SECONDS)
-    return settings.with_overrides(stream={"poll_tick_seconds": STREAM_TICK_SECONDS})
-
-
 def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     beam_args = beam_arguments(args, beam_args, True)
-    settings = on_flink(_settings(args), beam_args)
+    settings = _settings(args)
     if args.since:
         settings = settings.with_overrides(stream={"since": args.since})
     code = run_stream(settings, beam_args, args.duration)

@@ -2,12 +2,14 @@
 
 ``parse_feed`` is a plain function (bytes in, items out) on top of feedparser;
 ``poll_feed`` adds the conditional GET. ``PollFeeds`` drives them from one Beam
-``PeriodicImpulse``: each tick offers every feed to a stateful ``DoFn`` keyed by
-feed URL, whose state holds the feed's ETag/Last-Modified and the time it is next
-due (its interval, varied by a random jitter so feeds on one host drift apart).
-Keyed state, not instance state, so a restarted or rebalanced worker still sends
-the validators and keeps the schedule. A sitemap source (``SitemapSpec``) is polled the
-same way by ``transforms.sitemap_walk``; its state holds every document's validators.
+``PeriodicImpulse``: each tick offers every host to a stateful ``DoFn`` keyed by host,
+whose state holds each of the host's feeds' ETag/Last-Modified and the time it is next
+due (its interval, varied by a random jitter so feeds on one host drift apart), and
+when the host was last polled: a host's polls are paced across all workers as its
+pages are. Keyed state, not instance state, so a restarted or rebalanced worker still
+sends the validators and keeps the schedule. A sitemap source (``SitemapSpec``) is
+polled the same way by ``transforms.sitemap_walk``; its state holds every document's
+validators.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from transforms.dead_letters import Failure, dead_letter
 from transforms.fetch import FetchError, fetch_url, make_session
 from transforms.guard import guarded
 from transforms.lifecycle import DRAINING
+from transforms.politeness import host_key, wait_until
 from transforms.settings import FeedSpec, FetchSettings, SitemapSpec
 from transforms.sitemap_walk import poll_sitemap
 from transforms.urls import canonicalize_url
@@ -160,14 +163,44 @@ def next_due(now: float, interval: float, jitter: float, rng: random.Random) -> 
     return now + interval * (1 + rng.uniform(-jitter, jitter))
 
 
+def first_poll_offsets(feeds: list[FeedSpec], tick: float) -> dict[str, float]:
+    """Return when each feed is first due, in seconds after its host is first seen.
+
+    The k-th feed of a host waits k times the tick (or its interval's share of the
+    host's feeds, when that is shorter), so a host's feeds start about one per tick. All
+    at once, a host's polls would wait out ``host_min_delay`` one after another, holding
+    up every other host's polls on that worker meanwhile.
+    """
+    by_host: dict[str, list[FeedSpec]] = {}
+    for feed in feeds:
+        by_host.setdefault(host_key(feed.url), []).append(feed)
+    return {
+        feed.url: k * min(tick, feed.interval / len(host_feeds))
+        for host_feeds in by_host.values()
+        for k, feed in enumerate(host_feeds)
+    }
+
+
 class PollFeedDoFn(beam.DoFn):
-    """(feed URL, tick) -> the feed's new items when it is due; keyed state per feed."""
+    """(host, tick) -> the new items of the host's feeds that are due; keyed state per host.
 
-    VALIDATORS = ReadModifyWriteStateSpec("validators", StrUtf8Coder())
-    NEXT_DUE = ReadModifyWriteStateSpec("next_due", FloatCoder())
+    Keyed by host, as page fetches are (``transforms.politeness``): Beam runs one key's
+    elements one at a time wherever the key lives, so a host's polls start
+    ``host_min_delay`` after its previous poll ended, across all workers. The state holds
+    each of the host's feeds' validators and next due time, and when its last poll ended.
+    """
 
-    def __init__(self, feeds: list[FeedSpec], settings: FetchSettings, jitter: float) -> None:
+    FEEDS = ReadModifyWriteStateSpec("feeds", StrUtf8Coder())
+    LAST_END = ReadModifyWriteStateSpec("last_end", FloatCoder())
+
+    def __init__(
+        self, feeds: list[FeedSpec], settings: FetchSettings, jitter: float, tick: float
+    ) -> None:
         self.feeds = {feed.url: feed for feed in feeds}
+        self.hosts: dict[str, list[str]] = {}
+        for feed in feeds:
+            self.hosts.setdefault(host_key(feed.url), []).append(feed.url)
+        self.offsets = first_poll_offsets(feeds, tick)
         self.settings = settings
         self.jitter = jitter
         self.polled = Metrics.counter("wirestream", "feeds_polled")
@@ -179,46 +212,65 @@ class PollFeedDoFn(beam.DoFn):
         self.session = make_session(self.settings)
         self.rng = random.Random()
 
-    @guarded("poll")
+    @guarded("poll", partial=True)
     def process(
         self,
         element: tuple[str, object],
-        validators_state=beam.DoFn.StateParam(VALIDATORS),
-        due_state=beam.DoFn.StateParam(NEXT_DUE),
+        feeds_state=beam.DoFn.StateParam(FEEDS),
+        last_end=beam.DoFn.StateParam(LAST_END),
     ):
-        url, _ = element
+        host, _ = element
         now = time.time()
-        due = due_state.read()
-        if DRAINING.is_set() or (due is not None and now < due):
-            return
-        feed = self.feeds[url]
-        due_state.write(next_due(now, feed.interval, self.jitter, self.rng))
-        validators = json.loads(validators_state.read() or "{}")
+        known = json.loads(feeds_state.read() or "{}")
+        state = {  # the host's feeds (new ones first due after their offset)
+            url: known.get(url) or {"due": now + self.offsets[url], "validators": {}}
+            for url in self.hosts[host]
+        }
+        due = sorted((entry["due"], url) for url, entry in state.items() if entry["due"] <= now)
+        for _, url in due:
+            if DRAINING.is_set():
+                break
+            wait_until((last_end.read() or 0.0) + self.settings.host_min_delay)
+            feed, entry = self.feeds[url], state[url]
+            entry["due"] = next_due(time.time(), feed.interval, self.jitter, self.rng)
+            feeds_state.write(json.dumps(state))  # due again at its interval even if it fails
+            try:
+                yield from self.poll(feed, entry)
+            finally:
+                feeds_state.write(json.dumps(state))
+                last_end.write(time.time())
+
+    def poll(self, feed: FeedSpec, entry: dict):
+        """Poll one feed (its validators in ``entry``, updated); yield items and failures."""
         if isinstance(feed, SitemapSpec):
-            yield from self.sitemap_items(feed, validators, validators_state)
+            yield from self.sitemap_items(feed, entry)
             return
         try:
-            result = poll_feed(self.session, feed, self.settings, validators)
+            result = poll_feed(self.session, feed, self.settings, entry["validators"])
         except FetchError as exc:
-            yield dead_letter(Failure("poll", exc.reason, url, str(exc)))
+            yield dead_letter(Failure("poll", exc.reason, feed.url, str(exc)))
             return
         self.polled.inc()
         if result is None:
             self.unchanged.inc()
             return
-        validators_state.write(json.dumps(result.validators))
+        entry["validators"] = result.validators
         if result.degraded:
             self.degraded.inc()
             log.warning(
-                "feed %s is malformed (%s); kept %d items", url, result.problem, len(result.items)
+                "feed %s is malformed (%s); kept %d items",
+                feed.url,
+                result.problem,
+                len(result.items),
             )
         self.items.inc(len(result.items))
         yield from result.items
 
-    def sitemap_items(self, spec: SitemapSpec, state: dict, validators_state):
-        """Poll a sitemap source: its documents' validators are the keyed state."""
-        poll = poll_sitemap(self.session, spec, self.settings, state, datetime.now(timezone.utc))
-        validators_state.write(json.dumps(poll.state))
+    def sitemap_items(self, spec: SitemapSpec, entry: dict):
+        """Poll a sitemap source: its documents' validators are the feed's validators."""
+        now = datetime.now(timezone.utc)
+        poll = poll_sitemap(self.session, spec, self.settings, entry["validators"], now)
+        entry["validators"] = poll.state
         for failure in poll.failures:
             yield dead_letter(failure)
         if poll.read + poll.unchanged:
@@ -276,15 +328,15 @@ class PollFeeds(beam.PTransform):
     def expand(self, pbegin):
         start = Timestamp.now()
         stop = start + Duration(self.duration) if self.duration else MAX_TIMESTAMP
-        urls = [feed.url for feed in self.feeds]
+        hosts = sorted({host_key(feed.url) for feed in self.feeds})
         polled = (
             pbegin
             | "Tick"
             >> PeriodicImpulse(start_timestamp=start, stop_timestamp=stop, fire_interval=self.tick)
-            | "EveryFeed" >> beam.FlatMap(lambda _tick: [(url, None) for url in urls])
+            | "EveryHost" >> beam.FlatMap(lambda _tick: [(host, None) for host in hosts])
             | "PollDueFeeds"
-            >> beam.ParDo(PollFeedDoFn(self.feeds, self.settings, self.jitter)).with_outputs(
-                "dead_letter", main="items"
-            )
+            >> beam.ParDo(
+                PollFeedDoFn(self.feeds, self.settings, self.jitter, self.tick)
+            ).with_outputs("dead_letter", main="items")
         )
         return {"items": polled.items, "dead_letter": polled.dead_letter}

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.config import REPO_ROOT
+from pipeline.services.beam_patch import PatchError, build_patch_jar
 from pipeline.services.local_es import get_json, java_major, port_in_use, read_json_file
 from transforms.paths import cache_dir
 
@@ -105,7 +106,7 @@ def job_server_jar() -> Path:
 def build_job_server(force: bool = False) -> Path:
     """Build the job server with Maven (about a minute on a cold cache); return its jar."""
     jar = job_server_jar()
-    if jar.exists() and not force:
+    if jar.exists() and (jar.parent / "patch-inputs").is_dir() and not force:
         return jar
     mvn = shutil.which("mvn")
     if mvn is None:
@@ -119,6 +120,15 @@ def build_job_server(force: bool = False) -> Path:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
         raise FlinkError(f"`{' '.join(cmd)}` in {workdir} failed (exit {proc.returncode}):\n{tail}")
     return jar
+
+
+def build(force: bool = False) -> tuple[Path, Path]:
+    """Build the job server and the project's patch of its runner; return both jars."""
+    jar = build_job_server(force)
+    try:
+        return jar, build_patch_jar(jar.parent, find_java())
+    except PatchError as exc:
+        raise FlinkError(str(exc)) from None
 
 
 def find_java() -> Path:
@@ -266,8 +276,8 @@ def start(slots: int | None = None, ports: Ports = Ports(), timeout: float = 180
                 "(`ss -ltnp`) or pass other ports"
             )
         java = str(find_java())
-        jar = build_job_server()
-        lib = f"{jar.parent / 'lib'}/*"
+        jar, patch = build()
+        lib = f"{patch}:{jar.parent / 'lib'}/*"  # the patched classes first
         for sub in ("conf", "log", "tmp"):
             (flink_dir() / sub).mkdir(parents=True, exist_ok=True)
         conf = flink_dir() / "conf"
@@ -325,13 +335,14 @@ def start(slots: int | None = None, ports: Ports = Ports(), timeout: float = 180
                     java,
                     *JAVA_OPENS,
                     "-Xmx512m",
-                    "-jar",
-                    str(jar),
+                    "-cp",
+                    f"{patch}:{jar}",
+                    "org.apache.beam.runners.flink.FlinkJobServerDriver",
                     f"--flink-master={HOST}:{ports.rest}",
                     f"--job-host={HOST}",
                     f"--job-port={ports.job}",
                     f"--artifact-port={ports.artifact}",
-                    "--expansion-port=0",
+                    "--expansion-port=-1",  # no expansion service (none is used)
                 ],
             )
             _wait(
@@ -411,15 +422,6 @@ def status() -> dict | None:
     return {**state, "jobs_running": overview.get("jobs-running"), "flink": overview}
 
 
-# The 2.62 job server leaks keyed state on every self-checkpoint of a splittable DoFn
-# (the stream's PeriodicImpulse ticks; fixed upstream in apache/beam#39191, in no job
-# server Maven serves here): one state table per tick, one map per key group in it.
-# Measured with a 1 s tick: +5 MB/s of TaskManager heap at Flink's default 128 key
-# groups (OOM in about 90 s), +80 KB per tick with max parallelism 2. So the local
-# stream keeps key groups to the slots, and ticks slower on Flink (STREAM_TICK_SECONDS).
-STREAM_TICK_SECONDS = 30.0
-
-
 def runner_args(streaming: bool) -> list[str]:
     """Beam arguments that submit to the running local cluster, using all its slots."""
     state = status()
@@ -434,7 +436,7 @@ def runner_args(streaming: bool) -> list[str]:
         f"--environment_config={HOST}:{ports.worker_pool}",
         f"--parallelism={slots}",
         "--sdk_worker_parallelism=1",  # per TaskManager, which has one slot
-    ] + (["--streaming", f"--max_parallelism={slots}"] if streaming else [])
+    ] + (["--streaming"] if streaming else [])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -443,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slots", type=int, help="task slots (default: one per core)")
     args = parser.parse_args(argv)
     if args.action == "build":
-        print(f"job server: {build_job_server()}")
+        jar, patch = build()
+        print(f"job server: {jar}\nrunner patch: {patch}")
         return 0
     if args.action == "start":
         started = start(args.slots)
