@@ -17,7 +17,14 @@ from pipeline.services.runners import prism_args
 from tests.support.paths import SHARED
 from transforms.article import FeedItem
 from transforms.dedupe import DropSeenItems
-from transforms.feeds import PollFeeds, next_due, parse_feed, poll_feed, read_feed
+from transforms.feeds import (
+    PollFeeds,
+    first_poll_offsets,
+    next_due,
+    parse_feed,
+    poll_feed,
+    read_feed,
+)
 from transforms.fetch import fetch_url, make_session
 
 FAST = FetchSettings(allow_private_addresses=True, retries=0, timeout=5, host_min_delay=0)
@@ -193,3 +200,33 @@ def test_poll_feeds_on_prism_sends_validators_from_keyed_state(web):
     assert len(polls) >= 2, polls
     assert polls[0].status == 200 and "If-None-Match" not in polls[0].headers
     assert all(r.status == 304 and r.headers["If-None-Match"] for r in polls[1:])
+
+
+def test_a_hosts_feeds_first_poll_one_tick_apart_within_their_interval():
+    feeds = [FeedSpec(url=f"http://a.test/{n}.xml", interval=60) for n in range(4)]
+    feeds += [FeedSpec(url="http://b.test/x.xml", interval=60)]
+    busy = [FeedSpec(url=f"http://c.test/{n}.xml", interval=10) for n in range(5)]
+    offsets = first_poll_offsets(feeds + busy, tick=5)
+    assert [offsets[f.url] for f in feeds] == [0, 5, 10, 15, 0]  # one per tick, per host
+    assert [offsets[f.url] for f in busy] == [0, 2, 4, 6, 8]  # all within the interval
+
+
+@pytest.mark.runner
+def test_feeds_on_one_host_are_polled_host_min_delay_apart(web):
+    rss = '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
+    headers = {"Content-Type": "application/rss+xml"}
+    feeds = [
+        FeedSpec(url=web.add_route(f"/feed{n}.xml", rss, headers), name=f"f{n}", interval=1)
+        for n in range(3)
+    ]
+    delay = 0.7
+    settings = FetchSettings(
+        allow_private_addresses=True, retries=0, timeout=5, host_min_delay=delay
+    )
+    options = PipelineOptions(prism_args(streaming=True))
+    with beam.Pipeline(options=options) as p:
+        _ = p | PollFeeds(feeds, settings, duration=8, tick_seconds=1, jitter=0)
+    starts = sorted(r.at for r in web.requests if r.path.startswith("/feed"))
+    assert len(starts) >= 6, starts  # each feed polled more than once
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert min(gaps) >= delay - 0.02, gaps

@@ -17,7 +17,9 @@ import contextlib
 import gzip
 import json
 import os
+import re
 import signal
+import subprocess
 import threading
 import time
 import urllib.request
@@ -29,6 +31,7 @@ import pytest
 from pipeline.services import flink
 from pipeline.services.sample_site import feed_urls
 from tests.support.cli import doc_count, sink_counts, wirestream
+from tests.support.processes import descendants, listening, loopback_only
 from tests.support.real_pages import _CANONICAL, real_page_files, write_real_warc
 from tests.support.sample_stream import UNIQUE_ARTICLES
 from tests.support.stories import (
@@ -206,22 +209,38 @@ def test_stream_on_flink_ends_on_time_with_replayable_dead_letters(
     assert "records from other stages" in out and "gone.xml" in out
 
 
-def _heap_used_mb(cluster) -> list[float]:
-    """Each TaskManager's used JVM heap now, in MB."""
-    ids = [tm["id"] for tm in _rest(cluster, "/taskmanagers")["taskmanagers"]]
-    metric = "Status.JVM.Memory.Heap.Used"
-    return [
-        float(_rest(cluster, f"/taskmanagers/{i}/metrics?get={metric}")[0]["value"]) / 2**20
-        for i in ids
-    ]
+def _live_heap_mb(cluster) -> list[float]:
+    """Each TaskManager's heap in use after a full garbage collection, in MB (jcmd)."""
+    jcmd = str(flink.find_java().parent / "jcmd")
+    sizes = []
+    for name, pid in cluster["pids"].items():
+        if name.startswith("taskmanager"):
+            subprocess.run([jcmd, str(pid), "GC.run"], capture_output=True, timeout=60)
+            info = subprocess.run(
+                [jcmd, str(pid), "GC.heap_info"], capture_output=True, text=True, timeout=60
+            ).stdout
+            sizes.append(int(re.search(r"heap\s+total \d+K, used (\d+)K", info)[1]) / 1024)
+    return sizes
 
 
-def test_a_stream_ticking_every_second_keeps_taskmanager_heap_flat(
+def _cluster_addresses(cluster) -> set[tuple[str, int]]:
+    """Every (address, port) a process of the cluster (or a child of one) listens on."""
+    pids = set(cluster["pids"].values())
+    pids |= {child for pid in pids for child in descendants(pid)}
+    found: set[tuple[str, int]] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            found |= listening(pid)
+    return found
+
+
+def test_a_stream_ticking_every_second_keeps_taskmanager_heap_flat_on_loopback(
     cluster, es_client, es_settings, sample_site, tmp_path
 ):
-    """The runner patch (deploy/flink/job-server/patches): Beam 2.62 kept a new state for
+    """The runner patches (deploy/flink/job-server/patches): Beam 2.62 kept a new state for
     every tick of the feed ticker, and at Flink's default key groups a 1 s tick filled a
-    TaskManager's heap in about 90 s. With the patch: no growth, no busy loop."""
+    TaskManager's heap in about 90 s; and its servers (job, artifacts, the TaskManagers'
+    Fn API servers, which exist while a job runs) listened on every interface."""
     listed = "\n".join(
         f"  - {{name: {f['name']}, url: '{f['url']}', interval: 5, language: en}}"
         for f in feed_urls(sample_site)
@@ -233,24 +252,30 @@ def test_a_stream_ticking_every_second_keeps_taskmanager_heap_flat(
     proc = wirestream(
         "run", "--config", str(profile), "--duration", str(duration), "--runner", "flink"
     )
-    samples: list[tuple[float, float]] = []  # (seconds since the job ran, max heap MB)
-    started = None
+    samples: list[tuple[float, list[float]]] = []  # (seconds since the job ran, live MB)
+    started, addresses = None, set()
     while proc.poll() is None:
-        time.sleep(3)
+        time.sleep(10)
         if started is None and _running(cluster):
             started = time.monotonic()
-        if started is not None:
-            with contextlib.suppress(OSError, KeyError, IndexError):
-                samples.append((time.monotonic() - started, max(_heap_used_mb(cluster))))
+        if started is not None and _running(cluster):
+            samples.append((time.monotonic() - started, _live_heap_mb(cluster)))
+            if 30 < samples[-1][0] < 45:
+                addresses = _cluster_addresses(cluster)
     out, _ = proc.communicate()
     assert proc.returncode == 0, out[-5000:]
     assert _jobs(cluster)[-1]["state"] in ("FINISHED", "CANCELED"), _jobs(cluster)[-1]
-    # the floor of the heap's saw-tooth (its minimum per 20 s) does not rise after warm-up
-    floors = [
-        min(mb for s, mb in samples if lo <= s < lo + 20) for lo in range(30, duration - 19, 20)
-    ]
-    assert len(floors) >= 5, samples
-    assert max(floors[1:]) - floors[0] < 48, floors
+    ports = cluster["ports"]
+    assert {("127.0.0.1", ports["job"]), ("127.0.0.1", ports["rest"])} <= addresses
+    assert len(addresses) > len(ports), addresses  # the TaskManagers' Fn API servers too
+    assert loopback_only(addresses), addresses
+
+    # live heap after warm-up: flat (unpatched it grew by MBs a second until out of memory)
+    print(f"live heap, MB: {[(round(s), [round(m) for m in mb]) for s, mb in samples]}")
+    settled = [mb for s, mb in samples if s >= 30]
+    assert len(settled) >= 6, samples
+    growth = [last - first for first, last in zip(settled[0], settled[-1], strict=True)]
+    assert max(growth) < 24, samples
 
 
 def test_ctrl_c_cancels_the_flink_job(cluster, es_client, es_settings, sample_site, tmp_path):
@@ -278,8 +303,9 @@ def test_ctrl_c_cancels_the_flink_job(cluster, es_client, es_settings, sample_si
 
 
 class _TimedPages(ThreadingHTTPServer):
-    """Serves the same real article under any path, after ``latency`` seconds, and logs
-    each request's arrival and how many were in flight then."""
+    """Serves the same real article under any path (an RSS feed under ``/feed/N.xml``,
+    listing three stories of its own), after ``latency`` seconds, and logs each request's
+    arrival and how many were in flight then."""
 
     daemon_threads = True
 
@@ -301,15 +327,27 @@ class _TimedHandler(BaseHTTPRequestHandler):
             server.log.append((time.time(), server.in_flight, self.path))
         try:
             time.sleep(server.latency)
+            kind = "text/html"
             body = server.html.replace(b"</title>", f" {self.path}</title>".encode(), 1)
+            if self.path.startswith("/feed/"):
+                kind, body = "application/rss+xml", self.feed()
             self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Type", f"{kind}; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
         finally:
             with server.lock:
                 server.in_flight -= 1
+
+    def feed(self) -> bytes:
+        number = self.path.removeprefix("/feed/").removesuffix(".xml")
+        base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        items = "".join(
+            f"<item><title>story {number}-{k}</title><link>{base}/story/{number}-{k}</link></item>"
+            for k in range(3)
+        )
+        return f'<?xml version="1.0"?><rss version="2.0"><channel>{items}</channel></rss>'.encode()
 
     def log_message(self, *_args):
         pass
@@ -370,3 +408,37 @@ def test_stopping_the_cluster_cancels_its_jobs_and_their_clis_end(
     out, _ = proc.communicate(timeout=120)  # the backfill's CLI ends instead of waiting
     assert proc.returncode != 0, out[-3000:]
     assert flink.status() is None
+
+
+def test_feed_polls_and_pages_are_paced_per_host_across_two_workers_in_a_stream(
+    cluster, es_client, es_settings, shared_dir, tmp_path
+):
+    """Several feeds per host, two workers: every request to a host, feed poll or page,
+    starts at least ``host_min_delay`` after the previous one."""
+    page = real_page_files(shared_dir)[0]
+    html = _CANONICAL.sub(b"", gzip.decompress(page.read_bytes()))
+    hosts = [_TimedPages(html, latency=0.2) for _ in range(3)]
+    for server in hosts:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    listed = "\n".join(
+        f"  - {{name: h{h}f{n}, url: 'http://127.0.0.1:{s.server_address[1]}/feed/{n}.xml', "
+        "interval: 20, language: en}"
+        for h, s in enumerate(hosts)
+        for n in range(4)
+    )
+    delay = 1.0
+    limits = f"respect_robots: false, host_min_delay: {delay}, host_max_concurrent: 1"
+    profile = _profile(tmp_path, es_settings, f"feeds:\n{listed}\n", f"{FETCH}, {limits}")
+    try:
+        run_ok("run", "--config", str(profile), "--runner", "flink", "--duration", "75")
+    finally:
+        for server in hosts:
+            server.shutdown()
+    assert doc_count(es_client, es_settings.elasticsearch.alias) == 3 * 4 * 3
+    for server in hosts:
+        polls = [t for t, _, path in server.log if path.startswith("/feed/")]
+        pages = [t for t, _, path in server.log if path.startswith("/story/")]
+        assert len(polls) >= 8 and len(pages) == 12, server.log  # each feed twice or more
+        starts = sorted(polls + pages)
+        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+        assert min(gaps) >= delay - 0.05, sorted(server.log)

@@ -74,6 +74,7 @@ class RequestRecord(NamedTuple):
     path: str
     headers: Message
     status: int
+    at: float = 0.0  # arrival, wall-clock seconds
 
 
 @dataclass(frozen=True)
@@ -400,12 +401,15 @@ def _make_handler(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
             self._serve(send_body=False)
 
         def _serve(self, send_body: bool) -> None:
+            arrived = time.time()
             try:
                 response = server.respond(self.command, self.path, self.headers)
                 response = _encode(response, self.headers)
             except Exception:  # a fixture bug should be a 500, not a hung client
                 response = _error(HTTPStatus.INTERNAL_SERVER_ERROR)
-            server._record(RequestRecord(self.command, self.path, self.headers, response.status))
+            server._record(
+                RequestRecord(self.command, self.path, self.headers, response.status, arrived)
+            )
             self.send_response(response.status)
             headers = dict(response.headers)
             if response.status not in (204, 304):
