@@ -126,6 +126,7 @@ def run_stream(settings: Settings, beam_args: list[str], duration: float | None)
     from pipeline.launcher import job_starter, run_supervised
     from pipeline.progress import StreamProgress
     from pipeline.stream import build_stream
+    from transforms.lifecycle import clear_stop, request_stop, stop_marker_path
 
     if not settings.sources:
         raise SystemExit(
@@ -134,12 +135,18 @@ def run_stream(settings: Settings, beam_args: list[str], duration: float | None)
         )
     prepare_index(settings)
     grace = settings.elasticsearch.max_wait_seconds + settings.fetch.timeout + 5
+    marker = stop_marker_path(settings.dead_letter_dir)  # how a stop reaches every worker
 
     def build(pipeline) -> None:
-        build_stream(pipeline, settings, duration)
+        build_stream(pipeline, settings, duration, marker)
 
-    with StreamProgress(settings, duration) as progress:
-        return run_supervised(job_starter(build, beam_args), grace, progress.tick)
+    try:
+        with StreamProgress(settings, duration) as progress:
+            return run_supervised(
+                job_starter(build, beam_args), grace, progress.tick, lambda: request_stop(marker)
+            )
+    finally:
+        clear_stop(marker)
 
 
 def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:

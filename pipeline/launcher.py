@@ -66,8 +66,11 @@ def _cancel_quietly(cancel: Callable[[], object]) -> None:
         log.info("cancelling the job: %s", exc)
 
 
-def _run_job(run: Callable[[], PipelineResult], grace: float) -> None:
-    """Start the job, then wait for it to finish or for a drain request."""
+def _run_job(
+    run: Callable[[], PipelineResult], grace: float, on_drain: Callable[[], None] | None = None
+) -> None:
+    """Start the job, then wait for it to finish or for a drain request (``on_drain`` is
+    called when one arrives)."""
     global _cancel_job
     signal.signal(signal.SIGTERM, _stop_requested)
     signal.signal(signal.SIGINT, _stop_requested)
@@ -91,6 +94,8 @@ def _run_job(run: Callable[[], PipelineResult], grace: float) -> None:
         if DRAINING.is_set() and drain_started is None:
             drain_started = time.monotonic()
             log.warning("stopping: no new polls; writing what is in flight (at most %.0fs)", grace)
+            if on_drain is not None:
+                on_drain()
         if ABORTING.is_set():
             log.warning("aborting: cancelling the job")
             cancel_job()
@@ -147,6 +152,8 @@ class Settled:
         self.result = result
         self.last: dict[str, int] | None = None
         self.since = time.monotonic()
+        # counters that arrive every few seconds must stay still longer than that
+        self.still = max(SETTLED_SECONDS, 2 * getattr(result, "counters_every", 0) + 1)
 
     def __call__(self) -> bool:
         try:  # Prism's attempted counters mid-run are its open bundles' only
@@ -159,7 +166,7 @@ class Settled:
             return False
         pending = items_in_flight(totals)
         return (
-            now - self.since >= SETTLED_SECONDS
+            now - self.since >= self.still
             and sink_of(totals)["gap"] <= 0
             and (pending is None or pending <= 0)
         )
@@ -277,13 +284,18 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
-def _child(run: Callable[[], PipelineResult], grace: float, parent: int) -> None:
+def _child(
+    run: Callable[[], PipelineResult],
+    grace: float,
+    parent: int,
+    on_drain: Callable[[], None] | None,
+) -> None:
     os.setsid()  # out of the terminal's foreground group: Ctrl-C goes to the parent only
     die_with_parent(parent)
     faulthandler.enable()  # a crash in native code prints where it happened
     code = 0
     try:
-        _run_job(run, grace)
+        _run_job(run, grace, on_drain)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException as exc:
@@ -312,15 +324,19 @@ def _stop_descendants(timeout: float = 15) -> None:
 
 
 def run_supervised(
-    run: Callable[[], PipelineResult], grace: float, on_tick: Callable[[], None] | None = None
+    run: Callable[[], PipelineResult],
+    grace: float,
+    on_tick: Callable[[], None] | None = None,
+    on_drain: Callable[[], None] | None = None,
 ) -> int:
     """Run ``run()`` (starts a job, returns its result) in a child; return the exit code.
 
-    ``on_tick`` is called about once a second while the child runs (progress display).
+    ``on_tick`` is called about once a second while the child runs (progress display);
+    ``on_drain`` in the child when the first stop request arrives.
     """
     context = multiprocessing.get_context("fork")
     child = context.Process(
-        target=_child, args=(run, grace, os.getpid()), name="wirestream-pipeline"
+        target=_child, args=(run, grace, os.getpid(), on_drain), name="wirestream-pipeline"
     )
     child.start()
     pid = child.pid

@@ -36,6 +36,9 @@ def job_counters(result, committed: bool = False) -> dict[tuple[str, str], int]:
     reading it mid-run would stand still (apache_beam/runners/portability/
     portable_runner.py, ``PipelineResult.metrics``).
     """
+    on_cluster = getattr(result, "user_counters", None)  # a job on a Flink cluster
+    if on_cluster is not None:
+        return on_cluster()
     totals: Counter = Counter()
     service = getattr(result, "_job_service", None)
     if service is not None:

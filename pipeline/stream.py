@@ -25,12 +25,23 @@ from transforms.sources.selection import SkipItemsBefore
 from transforms.stats import WriteIngestionHealth
 
 
-def build_stream(pipeline: beam.Pipeline, settings: Settings, duration: float | None) -> None:
-    """Add the streaming ingestion to ``pipeline``; it stops after ``duration`` seconds if set."""
+def build_stream(
+    pipeline: beam.Pipeline,
+    settings: Settings,
+    duration: float | None,
+    stop_marker: str | None = None,
+) -> None:
+    """Add the streaming ingestion to ``pipeline``; it stops after ``duration`` seconds if
+    set, and stops polling once ``stop_marker`` exists (``transforms.lifecycle``)."""
     stream = settings.stream
     ttl = stream.dedupe_ttl_hours * 3600
     polled = pipeline | "PollFeeds" >> PollFeeds(
-        settings.sources, settings.fetch, duration, stream.poll_tick_seconds, stream.poll_jitter
+        settings.sources,
+        settings.fetch,
+        duration,
+        stream.poll_tick_seconds,
+        stream.poll_jitter,
+        stop_marker,
     )
     pages = (
         polled["items"]

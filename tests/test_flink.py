@@ -278,23 +278,36 @@ def test_a_stream_ticking_every_second_keeps_taskmanager_heap_flat_on_loopback(
     assert max(growth) < 24, samples
 
 
-def test_ctrl_c_cancels_the_flink_job(cluster, es_client, es_settings, sample_site, tmp_path):
+def test_ctrl_c_stops_the_flink_job_cleanly(cluster, es_client, es_settings, sample_site, tmp_path):
+    """Ctrl-C: the workers stop polling (the stop marker), the CLI ends once what was in
+    flight is written (the counters from Flink say so), prints them, writes no dead
+    letters for work the cancel cut short, shows no traceback, and the job is cancelled."""
     listed = "\n".join(
         f"  - {{name: {f['name']}, url: '{f['url']}', interval: 3, language: en}}"
         for f in feed_urls(sample_site)
     )
-    profile = _profile(tmp_path, es_settings, f"feeds:\n{listed}\n")
+    # a flush window of 1 + 40 + 5 s, which the stop must not wait out
+    fetch = "allow_private_addresses: true, timeout: 40, retries: 0"
+    profile = _profile(tmp_path, es_settings, f"feeds:\n{listed}\n", fetch)
     proc = wirestream("run", "--config", str(profile), "--runner", "flink")
     alias = es_settings.elasticsearch.alias
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and doc_count(es_client, alias) == 0:
+    while time.monotonic() < deadline and doc_count(es_client, alias) < UNIQUE_ARTICLES:
         time.sleep(2)
-    assert doc_count(es_client, alias) > 0, "nothing indexed before the interrupt"
+    assert doc_count(es_client, alias) == UNIQUE_ARTICLES, "not all indexed before the interrupt"
     assert len(_running(cluster)) == 1
+    time.sleep(6)  # polls go on meanwhile: what the cancel used to cut short
     os.kill(proc.pid, signal.SIGINT)  # Ctrl-C
+    interrupted = time.monotonic()
     out, _ = proc.communicate(timeout=180)
+    took = time.monotonic() - interrupted
     assert proc.returncode == 0, out[-3000:]
-    assert "stopping" in out
+    assert "everything in flight is written" in out, out[-3000:]
+    assert took < 30, f"the stop took {took:.1f}s"
+    assert "pipeline counters: " in out and "feed_items=" in out, out[-3000:]
+    assert "Traceback" not in out, out[-5000:]
+    assert not list((tmp_path / "dead-letter").glob("**/*.jsonl")), "dead letters written"
+    assert not list((tmp_path / "dead-letter").glob(".stop-*")), "the stop marker is left"
     deadline = time.monotonic() + 60
     while _running(cluster) and time.monotonic() < deadline:
         time.sleep(1)
@@ -391,25 +404,6 @@ def test_politeness_holds_across_two_workers(cluster, es_client, es_settings, sh
         assert max(n for _, n, _ in server.log) == 1
 
 
-def test_stopping_the_cluster_cancels_its_jobs_and_their_clis_end(
-    cluster, es_client, es_settings, shared_dir, tmp_path
-):
-    warc = tmp_path / "real.warc.gz"
-    write_real_warc(warc, shared_dir, RECORDS)
-    profile = _profile(tmp_path, es_settings)
-    proc = wirestream("backfill", str(warc), "--config", str(profile), "--no-progress")
-    deadline = time.monotonic() + 300
-    while not _running(cluster) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert _running(cluster), "the backfill did not start on the cluster"
-    stopped = wirestream("flink", "stop")
-    out, _ = stopped.communicate(timeout=120)
-    assert stopped.returncode == 0 and "cancelling running job" in out, out
-    out, _ = proc.communicate(timeout=120)  # the backfill's CLI ends instead of waiting
-    assert proc.returncode != 0, out[-3000:]
-    assert flink.status() is None
-
-
 def test_feed_polls_and_pages_are_paced_per_host_across_two_workers_in_a_stream(
     cluster, es_client, es_settings, shared_dir, tmp_path
 ):
@@ -442,3 +436,22 @@ def test_feed_polls_and_pages_are_paced_per_host_across_two_workers_in_a_stream(
         starts = sorted(polls + pages)
         gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
         assert min(gaps) >= delay - 0.05, sorted(server.log)
+
+
+def test_stopping_the_cluster_cancels_its_jobs_and_their_clis_end(
+    cluster, es_client, es_settings, shared_dir, tmp_path
+):
+    warc = tmp_path / "real.warc.gz"
+    write_real_warc(warc, shared_dir, RECORDS)
+    profile = _profile(tmp_path, es_settings)
+    proc = wirestream("backfill", str(warc), "--config", str(profile), "--no-progress")
+    deadline = time.monotonic() + 300
+    while not _running(cluster) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _running(cluster), "the backfill did not start on the cluster"
+    stopped = wirestream("flink", "stop")
+    out, _ = stopped.communicate(timeout=120)
+    assert stopped.returncode == 0 and "cancelling running job" in out, out
+    out, _ = proc.communicate(timeout=120)  # the backfill's CLI ends instead of waiting
+    assert proc.returncode != 0, out[-3000:]
+    assert flink.status() is None

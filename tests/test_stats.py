@@ -43,12 +43,13 @@ def _article(n: int) -> Article:
     )
 
 
-def test_keys_name_stage_source_and_publisher():
-    assert polled_key(ITEM) == StageKey("polled", "a.example", "a")
+def test_stage_keys_name_stage_and_source_only():
+    """Per source, not per feed: a window's documents do not grow with its articles."""
+    assert polled_key(ITEM) == StageKey("polled", "a.example")
     page = Page(url=ITEM.url, final_url=ITEM.url, html="", fetched_at=NOW, item=ITEM)
-    assert fetched_key(page) == StageKey("fetched", "a.example", "a")
+    assert fetched_key(page) == StageKey("fetched", "a.example")
     assert indexed_key(IndexedDoc("news-2026.03", "id", "a.example", "a")) == StageKey(
-        "indexed", "a.example", "a"
+        "indexed", "a.example"
     )
 
 

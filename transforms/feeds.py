@@ -36,7 +36,7 @@ from transforms.article import FeedItem
 from transforms.dead_letters import Failure, dead_letter
 from transforms.fetch import FetchError, fetch_url, make_session
 from transforms.guard import guarded
-from transforms.lifecycle import DRAINING
+from transforms.lifecycle import StopRequest
 from transforms.politeness import host_key, wait_until
 from transforms.settings import FeedSpec, FetchSettings, SitemapSpec
 from transforms.sitemap_walk import poll_sitemap
@@ -194,9 +194,15 @@ class PollFeedDoFn(beam.DoFn):
     LAST_END = ReadModifyWriteStateSpec("last_end", FloatCoder())
 
     def __init__(
-        self, feeds: list[FeedSpec], settings: FetchSettings, jitter: float, tick: float
+        self,
+        feeds: list[FeedSpec],
+        settings: FetchSettings,
+        jitter: float,
+        tick: float,
+        stop_marker: str | None = None,
     ) -> None:
         self.feeds = {feed.url: feed for feed in feeds}
+        self.stop_marker = stop_marker
         self.hosts: dict[str, list[str]] = {}
         for feed in feeds:
             self.hosts.setdefault(host_key(feed.url), []).append(feed.url)
@@ -211,6 +217,7 @@ class PollFeedDoFn(beam.DoFn):
     def setup(self) -> None:
         self.session = make_session(self.settings)
         self.rng = random.Random()
+        self.stopping = StopRequest(self.stop_marker)
 
     @guarded("poll", partial=True)
     def process(
@@ -228,7 +235,7 @@ class PollFeedDoFn(beam.DoFn):
         }
         due = sorted((entry["due"], url) for url, entry in state.items() if entry["due"] <= now)
         for _, url in due:
-            if DRAINING.is_set():
+            if self.stopping.is_set():
                 break
             wait_until((last_end.read() or 0.0) + self.settings.host_min_delay)
             feed, entry = self.feeds[url], state[url]
@@ -317,6 +324,7 @@ class PollFeeds(beam.PTransform):
         duration: float | None = None,
         tick_seconds: float = 5.0,
         jitter: float = 0.1,
+        stop_marker: str | None = None,
     ) -> None:
         super().__init__()
         self.feeds = feeds
@@ -324,6 +332,7 @@ class PollFeeds(beam.PTransform):
         self.duration = duration
         self.tick = min([tick_seconds, *(feed.interval for feed in feeds)])
         self.jitter = jitter
+        self.stop_marker = stop_marker  # see transforms.lifecycle.StopRequest
 
     def expand(self, pbegin):
         start = Timestamp.now()
@@ -336,7 +345,7 @@ class PollFeeds(beam.PTransform):
             | "EveryHost" >> beam.FlatMap(lambda _tick: [(host, None) for host in hosts])
             | "PollDueFeeds"
             >> beam.ParDo(
-                PollFeedDoFn(self.feeds, self.settings, self.jitter, self.tick)
+                PollFeedDoFn(self.feeds, self.settings, self.jitter, self.tick, self.stop_marker)
             ).with_outputs("dead_letter", main="items")
         )
         return {"items": polled.items, "dead_letter": polled.dead_letter}

@@ -6,7 +6,9 @@ that Beam retries and then fails the whole job with.
 Beam's ``with_exception_handling`` does this per transform but sends
 ``(element, exception)`` pairs to a separate output and warns on stateful DoFns; every
 stage here already has one ``dead_letter`` output of ``Failure`` records, so the guard
-writes there, in the same shape as the stage's own failures.
+writes there, in the same shape as the stage's own failures. An error the runner
+returns for a state request is not the element's (:func:`from_runner`): it fails the
+bundle, as without the guard.
 """
 
 from __future__ import annotations
@@ -45,6 +47,18 @@ def crash_failure(stage: str, element: Any, exc: BaseException) -> Failure:
     return Failure(stage, f"error_{type(exc).__name__}", url, f"{url}: {where}"[:2000])
 
 
+def from_runner(exc: BaseException) -> bool:
+    """Whether ``exc`` is the runner's answer to a state or timer request (the SDK
+    harness raises it, e.g. "Unknown process bundle id" for a bundle of a cancelled
+    job): a failure of the runner, not of the element. The bundle fails, and the runner
+    retries it, or has already given it up."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and frames[-1].filename.endswith(_SDK_HARNESS)
+
+
+_SDK_HARNESS = "/apache_beam/runners/worker/sdk_worker.py"
+
+
 def guarded(stage: str, partial: bool = False, passthrough: bool = False) -> Callable:
     """Decorate ``process`` so an exception for one element becomes its dead letter.
 
@@ -56,6 +70,8 @@ def guarded(stage: str, partial: bool = False, passthrough: bool = False) -> Cal
 
     def decorate(process: Callable) -> Callable:
         def failed(element, exc: Exception) -> list:
+            if from_runner(exc):
+                raise exc
             failure = crash_failure(stage, element, exc)
             if not passthrough:
                 return [dead_letter(failure, logging.ERROR)]

@@ -220,7 +220,12 @@ class StatsSettings(StrictModel):
 
     enabled: bool = True
     index: str | None = Field(None, description="stats index (default: <index_prefix>-stats)")
-    window_seconds: float = Field(60.0, gt=0, description="width of each counting window")
+    window_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="width of each counting window: a window holds one document per stage "
+        "and source (and per feed and reason of its failures)",
+    )
 
 
 class BackfillSettings(StrictModel):

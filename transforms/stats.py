@@ -48,24 +48,29 @@ class StageKey(NamedTuple):
     reason: str = ""
 
 
+# A stage's count is kept per source (domain), not per feed: a window then holds at most
+# stages x sources documents however many articles pass (per feed, most windows would
+# hold one article each, a document per article and stage). Failures keep the feed.
+
+
 def polled_key(item: FeedItem) -> StageKey:
     """Return the key of an item read from a feed."""
-    return StageKey("polled", source_domain(item.url), item.publisher)
+    return StageKey("polled", source_domain(item.url))
 
 
 def fetched_key(page: Page) -> StageKey:
     """Return the key of a downloaded page (source of the item URL, as fetch failures use)."""
-    return StageKey("fetched", source_domain(page.item.url), page.item.publisher)
+    return StageKey("fetched", source_domain(page.item.url))
 
 
 def extracted_key(article: Article) -> StageKey:
     """Return the key of an extracted article (source of its canonical URL)."""
-    return StageKey("extracted", article.source, article.publisher)
+    return StageKey("extracted", article.source)
 
 
 def indexed_key(doc: IndexedDoc) -> StageKey:
     """Return the key of a document Elasticsearch accepted."""
-    return StageKey("indexed", doc.source or "", doc.publisher or "")
+    return StageKey("indexed", doc.source or "")
 
 
 def failed_key(failure: Failure, publishers: Mapping[str, str]) -> StageKey:

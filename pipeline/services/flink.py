@@ -23,12 +23,14 @@ import argparse
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -38,6 +40,8 @@ from pipeline.config import REPO_ROOT
 from pipeline.services.beam_patch import PatchError, build_patch_jar
 from pipeline.services.local_es import get_json, java_major, port_in_use, read_json_file
 from transforms.paths import cache_dir
+
+log = logging.getLogger(__name__)
 
 JOB_SERVER_BEAM = "2.62.0"
 FLINK_VERSION = "1.19"
@@ -69,6 +73,7 @@ JAVA_OPENS = [
 ]
 
 
+METRICS_SECONDS = 2.0  # how often the REST API's metrics are refreshed
 TASK_HEAP_MB = 384  # a TaskManager's task heap: the Java side only moves bytes to Python
 TM_HEAP_MB = 128 + TASK_HEAP_MB  # framework heap + task heap = -Xmx
 
@@ -170,6 +175,9 @@ def render_config(ports: Ports, slots: int, task_heap_mb: int = TASK_HEAP_MB) ->
         "taskmanager.bind-host": HOST,
         "taskmanager.numberOfTaskSlots": 1,
         "taskmanager.cpu.cores": 1,
+        # the REST API's metrics (a stream's counters) are at most 2 s old, not 10, so a
+        # stopping stream sees its in-flight work written within seconds
+        "metrics.fetcher.update-interval": int(METRICS_SECONDS * 1000),
         "parallelism.default": slots,
         "taskmanager.memory.framework.heap.size": "128m",
         "taskmanager.memory.task.heap.size": f"{task_heap_mb}m",
@@ -518,18 +526,90 @@ def cancel_flink_job(rest: str, beam_job_id: str, timeout: float = 30) -> bool:
 _ENDED = ("FINISHED", "CANCELED", "FAILED")
 
 
+def flink_job(rest: str, beam_job_id: str) -> dict | None:
+    """Return the newest Flink job of Beam job ``beam_job_id`` at ``rest`` (None if none).
+    A Beam job's Flink name is the Beam job id up to its first ``_``."""
+    name = beam_job_id.split("_", 1)[0]
+    jobs = [job for job in _jobs(rest) or [] if job["name"] == name]
+    return max(jobs, key=lambda job: job["start-time"]) if jobs else None
+
+
+def user_counters(rest: str, beam_job_id: str) -> dict[tuple[str, str], int]:
+    """Return the job's user counters by (namespace, name) from Flink's REST API: while it
+    runs, from the Flink metrics Beam's runner updates after every bundle; once it ended,
+    from the accumulator the runner fills at the end. (The 2.62 job service reports
+    counters only for a finished job.) Raises when Flink has none."""
+    job = flink_job(rest, beam_job_id)
+    if job is None:
+        raise FlinkError(f"no Flink job for {beam_job_id} at {rest}")
+    if job["state"] in _ENDED:
+        return _accumulated_counters(rest, job["jid"])
+    return _live_counters(rest, job["jid"])
+
+
+def _live_counters(rest: str, jid: str) -> dict[tuple[str, str], int]:
+    """Sum the runner's Flink metrics ``<operator>.<namespace>_<name>`` over subtasks."""
+    totals: dict[tuple[str, str], int] = {}
+    for vertex in (get_json(f"http://{rest}/jobs/{jid}") or {}).get("vertices", []):
+        base = f"http://{rest}/jobs/{jid}/vertices/{vertex['id']}/subtasks/metrics"
+        names = [m["id"] for m in get_json(base) or [] if ".wirestream" in m["id"]]
+        if not names:
+            continue
+        query = urllib.parse.urlencode({"get": ",".join(names), "agg": "sum"})
+        for metric in get_json(f"{base}?{query}") or []:
+            namespace, _, name = metric["id"].rsplit(".wirestream", 1)[1].partition("_")
+            key = (f"wirestream{namespace}", name)
+            with contextlib.suppress(KeyError, ValueError):  # a distribution has no sum
+                totals[key] = totals.get(key, 0) + int(float(metric["sum"]))
+    return totals
+
+
+def _accumulated_counters(rest: str, jid: str) -> dict[tuple[str, str], int]:
+    """Decode the runner's ``__metricscontainers`` accumulator (Beam MonitoringInfos)."""
+    from apache_beam.metrics import monitoring_infos
+    from apache_beam.portability.api import metrics_pb2
+    from google.protobuf import json_format
+
+    answer = get_json(f"http://{rest}/jobs/{jid}/accumulators") or {}
+    totals: dict[tuple[str, str], int] = {}
+    for accumulator in answer.get("user-task-accumulators", []):
+        if accumulator["name"] != "__metricscontainers":
+            continue
+        for raw in json.loads(accumulator["value"])["metrics"].get("attempted", []):
+            if raw["urn"] == monitoring_infos.USER_COUNTER_URN:
+                info = json_format.ParseDict(raw, metrics_pb2.MonitoringInfo())
+                key = (info.labels["NAMESPACE"], info.labels["NAME"])
+                totals[key] = totals.get(key, 0) + monitoring_infos.extract_counter_value(info)
+    return totals
+
+
 class ClusterResult:
-    """A job result whose ``cancel`` also cancels the job on the Flink cluster."""
+    """A job result whose ``cancel`` also cancels the job on the Flink cluster, and whose
+    counters come from Flink (:func:`user_counters`), refreshed every few seconds."""
+
+    counters_every = METRICS_SECONDS
 
     def __init__(self, result, rest: str) -> None:
         self.result, self.rest = result, rest
+        self._counters: tuple[float, dict[tuple[str, str], int]] | None = None
+
+    def user_counters(self) -> dict[tuple[str, str], int]:
+        """The job's counters, asked of Flink at most once per refresh period."""
+        now = time.monotonic()
+        if self._counters is None or now - self._counters[0] >= METRICS_SECONDS / 2:
+            self._counters = (now, user_counters(self.rest, self.result._job_id))
+        return self._counters[1]
 
     def cancel(self):
+        # Flink first: the job service's own cancel can block, and would leave the job running
+        cancelled = cancel_flink_job(self.rest, self.result._job_id)
         try:
-            state = self.result.cancel()
-        finally:
-            cancel_flink_job(self.rest, self.result._job_id)
-        return state
+            return self.result.cancel()
+        except Exception as exc:  # the job service may know the job is over by now
+            if not cancelled:
+                raise
+            log.info("the job service's cancel: %s", exc)
+            return self.result.state
 
     def __getattr__(self, name: str):
         return getattr(self.result, name)
