@@ -19,8 +19,8 @@ before the end and not indexed), duplicated; freshness (first searchable minus
 published, after the first 2 minutes) p50/p95/max; each host's minimum gap between
 request starts (feeds and pages); memory (PSS) per process kind every 5 minutes, with a
 least-squares slope over the run after its first 10 minutes; CPU seconds per indexed
-article; and the restart's re-fetches: pages fetched again that the first run had
-fetched, against what the feeds listed.
+article; ingestion-health documents per article; and the restart's re-fetches: pages
+fetched again that the first run had fetched, against what the feeds listed.
 """
 
 from __future__ import annotations
@@ -335,6 +335,11 @@ def main() -> int:
             f"CPU: {cpu_first:.0f} s in the first run, "
             f"{cpu_first / max(first_indexed, 1):.2f} s per article indexed"
             + (" (Flink cluster included)" if roots else "")
+        )
+        health = client.count(index=f"{prefix}-stats")["count"]
+        print(
+            f"ingestion-health documents: {health}, "
+            f"{health / max(len(indexed), 1):.2f} per article indexed"
         )
         print(
             f"restart: {len(second)} page fetches, {refetched} of them already fetched in "

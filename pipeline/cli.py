@@ -239,15 +239,15 @@ def cmd_flink(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def cmd_setup(_args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from pipeline.services import local_es
-    from pipeline.services.flink import build_job_server
+    from pipeline.services import flink, local_es
     from pipeline.services.runners import build_prism
     from transforms.gazetteer import default_path, write_gazetteer
 
     print(f"Prism: {build_prism()}")
     print(f"Elasticsearch: {local_es.fetch()}")
     print(f"OpenSearch: {local_es.fetch(engine=local_es.OPENSEARCH)}")
-    print(f"Flink job server: {build_job_server()}")
+    job_server, patch = flink.build()
+    print(f"Flink job server: {job_server}\nFlink runner patch: {patch}")
     gazetteer = default_path()
     print(f"Gazetteer: {gazetteer if gazetteer.exists() else write_gazetteer(gazetteer)}")
     return 0

@@ -42,8 +42,11 @@ def stream_profile(tmp_path, site, settings, interval=5, fetch_timeout=5):
     return path
 
 
-def run_sample_stream(tmp_path, site, es_url: str, prefix: str, duration: int = 10) -> str:
-    """Run ``wirestream run`` on the sample site plus one missing feed; return its output."""
+def run_sample_stream(tmp_path, site, es_url: str, prefix: str, duration: int = 20) -> str:
+    """Run ``wirestream run`` on the sample site plus one missing feed; return its output.
+
+    Long enough for two polls of each of the site's five feeds: a host's feeds are first
+    due one after another (``transforms.feeds.first_poll_offsets``)."""
     feeds = [*feed_urls(site), {"name": "gone", "url": site.url("gone/feed.xml")}]
     profile = tmp_path / "profile.yaml"
     profile.write_text(
