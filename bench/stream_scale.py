@@ -186,6 +186,8 @@ def run(cmd: list[str], seconds: float, usage: Usage, started: float, log) -> in
     deadline = time.monotonic() + seconds + 600
     while proc.poll() is None and time.monotonic() < deadline:
         time.sleep(60 - (time.time() - started) % 60)
+        if proc.poll() is not None:  # a run that is ending is not a sample of it
+            break
         row = usage.sample(time.time() - started)
         minute = round((time.time() - started) / 60)
         if minute % 5 == 0:
