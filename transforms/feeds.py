@@ -163,6 +163,14 @@ def next_due(now: float, interval: float, jitter: float, rng: random.Random) -> 
     return now + interval * (1 + rng.uniform(-jitter, jitter))
 
 
+def feeds_by_host(feeds: list[FeedSpec]) -> dict[str, list[FeedSpec]]:
+    """Return the feeds grouped by politeness key (host and port), in their given order."""
+    by_host: dict[str, list[FeedSpec]] = {}
+    for feed in feeds:
+        by_host.setdefault(host_key(feed.url), []).append(feed)
+    return by_host
+
+
 def first_poll_offsets(feeds: list[FeedSpec], tick: float) -> dict[str, float]:
     """Return when each feed is first due, in seconds after its host is first seen.
 
@@ -171,12 +179,9 @@ def first_poll_offsets(feeds: list[FeedSpec], tick: float) -> dict[str, float]:
     at once, a host's polls would wait out ``host_min_delay`` one after another, holding
     up every other host's polls on that worker meanwhile.
     """
-    by_host: dict[str, list[FeedSpec]] = {}
-    for feed in feeds:
-        by_host.setdefault(host_key(feed.url), []).append(feed)
     return {
         feed.url: k * min(tick, feed.interval / len(host_feeds))
-        for host_feeds in by_host.values()
+        for host_feeds in feeds_by_host(feeds).values()
         for k, feed in enumerate(host_feeds)
     }
 
@@ -203,9 +208,7 @@ class PollFeedDoFn(beam.DoFn):
     ) -> None:
         self.feeds = {feed.url: feed for feed in feeds}
         self.stop_marker = stop_marker
-        self.hosts: dict[str, list[str]] = {}
-        for feed in feeds:
-            self.hosts.setdefault(host_key(feed.url), []).append(feed.url)
+        self.hosts = {host: [f.url for f in fs] for host, fs in feeds_by_host(feeds).items()}
         self.offsets = first_poll_offsets(feeds, tick)
         self.settings = settings
         self.jitter = jitter
@@ -240,8 +243,7 @@ class PollFeedDoFn(beam.DoFn):
             wait_until((last_end.read() or 0.0) + self.settings.host_min_delay)
             feed, entry = self.feeds[url], state[url]
             entry["due"] = next_due(time.time(), feed.interval, self.jitter, self.rng)
-            feeds_state.write(json.dumps(state))  # due again at its interval even if it fails
-            try:
+            try:  # written whatever happens: due again at its interval even if it fails
                 yield from self.poll(feed, entry)
             finally:
                 feeds_state.write(json.dumps(state))
@@ -337,7 +339,7 @@ class PollFeeds(beam.PTransform):
     def expand(self, pbegin):
         start = Timestamp.now()
         stop = start + Duration(self.duration) if self.duration else MAX_TIMESTAMP
-        hosts = sorted({host_key(feed.url) for feed in self.feeds})
+        hosts = sorted(feeds_by_host(self.feeds))
         polled = (
             pbegin
             | "Tick"

@@ -501,9 +501,8 @@ def cancel_flink_job(rest: str, beam_job_id: str, timeout: float = 30) -> bool:
 
     Beam's job server cancels only its own submission when the job runs on a session
     cluster: the Flink job would keep running (measured), so we ask Flink's REST API.
-    A Beam job's Flink name is the Beam job id up to its first ``_``.
     """
-    name = beam_job_id.split("_", 1)[0]
+    name = flink_name(beam_job_id)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         jobs = _jobs(rest)
@@ -526,11 +525,14 @@ def cancel_flink_job(rest: str, beam_job_id: str, timeout: float = 30) -> bool:
 _ENDED = ("FINISHED", "CANCELED", "FAILED")
 
 
+def flink_name(beam_job_id: str) -> str:
+    """A Beam job's Flink name: the Beam job id up to its first ``_``."""
+    return beam_job_id.split("_", 1)[0]
+
+
 def flink_job(rest: str, beam_job_id: str) -> dict | None:
-    """Return the newest Flink job of Beam job ``beam_job_id`` at ``rest`` (None if none).
-    A Beam job's Flink name is the Beam job id up to its first ``_``."""
-    name = beam_job_id.split("_", 1)[0]
-    jobs = [job for job in _jobs(rest) or [] if job["name"] == name]
+    """Return the newest Flink job of Beam job ``beam_job_id`` at ``rest`` (None if none)."""
+    jobs = [job for job in _jobs(rest) or [] if job["name"] == flink_name(beam_job_id)]
     return max(jobs, key=lambda job: job["start-time"]) if jobs else None
 
 
