@@ -117,3 +117,18 @@ def test_same_article_from_two_feeds_is_one_document(es_client, es_settings):
     (doc,) = [h["_source"] for h in hits]
     assert doc["feed_urls"] == ["https://one.example/rss", "https://two.example/atom"]
     assert doc["canonical_url"] == "https://news.example/a"
+
+
+@pytest.mark.runner
+def test_merge_feeds_forgets_an_article_after_the_ttl_on_prism():
+    stream = (
+        TestStream()
+        .advance_watermark_to(Timestamp(1000))
+        .add_elements([_article("https://one.example/rss")])
+        .advance_watermark_to(Timestamp(1000 + 7200))  # past the TTL: the state is cleared
+        .add_elements([_article("https://two.example/atom")])
+        .advance_watermark_to_infinity()
+    )
+    with beam.Pipeline(options=_options()) as p:
+        merged = p | stream | MergeFeeds(ttl_seconds=3600) | beam.Map(lambda a: a.feed_urls)
+        assert_that(merged, equal_to([["https://one.example/rss"], ["https://two.example/atom"]]))

@@ -230,3 +230,15 @@ def test_feeds_on_one_host_are_polled_host_min_delay_apart(web):
     assert len(starts) >= 6, starts  # each feed polled more than once
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert min(gaps) >= delay - 0.02, gaps
+
+
+def test_a_poll_keeps_validators_of_a_sane_length_only(web):
+    rss = '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
+    sane = web.add_route("/sane.xml", rss, {"ETag": '"abc"', "Last-Modified": "Mon, 07 Dec 2026"})
+    huge = web.add_route("/huge.xml", rss, {"ETag": '"' + "x" * 5000 + '"'})
+    session = make_session(FAST)
+    kept = poll_feed(session, _feed(sane), FAST)
+    assert kept.validators == {"etag": '"abc"', "last-modified": "Mon, 07 Dec 2026"}
+    dropped = poll_feed(session, _feed(huge), FAST)
+    assert "etag" not in dropped.validators  # not kept in the feed's state
+    assert dropped.validators["last-modified"]  # the sane one still is

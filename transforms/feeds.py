@@ -154,7 +154,7 @@ def poll_feed(
     if resp.status != 200:
         raise FetchError(f"http_{resp.status}", f"{feed.url}: HTTP {resp.status}")
     result = parse_feed(resp.body, feed, resp.headers, base_url=resp.url)
-    result.validators = {k: resp.headers[k] for k in ("etag", "last-modified") if k in resp.headers}
+    result.validators = resp.validators
     return result
 
 

@@ -35,6 +35,7 @@ from transforms.robots import RobotsCache
 from transforms.settings import FetchSettings
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+MAX_VALIDATOR_CHARS = 256
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{2,40})""", re.I)
 
 
@@ -59,6 +60,17 @@ class Response:
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
+    def validators(self) -> dict[str, str]:
+        """The ETag and Last-Modified to send back in a conditional GET; one longer than
+        ``MAX_VALIDATOR_CHARS`` (which no real server sends) is not kept, so what a poll
+        keeps per feed or sitemap is bounded whatever a server sends."""
+        return {
+            name: value
+            for name in ("etag", "last-modified")
+            if (value := self.headers.get(name)) and len(value) <= MAX_VALIDATOR_CHARS
+        }
 
 
 def make_session(settings: FetchSettings) -> requests.Session:

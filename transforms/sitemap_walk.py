@@ -60,7 +60,7 @@ def fetch_sitemap(
         sitemap = parse_sitemap(resp.body, resp.url, max_urls, max_bytes)
     except SitemapTooLarge as exc:
         raise FetchError("too_large", f"{url}: {exc}") from None
-    return sitemap, {k: resp.headers[k] for k in ("etag", "last-modified") if k in resp.headers}
+    return sitemap, resp.validators
 
 
 def entry_item(
