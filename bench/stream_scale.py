@@ -343,6 +343,19 @@ def main() -> int:
         )
         for label, chosen in (("steady", steady), ("across the restart", across)):
             print_freshness(label, chosen, watcher.seen, fetched_at)
+        polls = []  # each feed's time between two polls of one run
+        for server in servers:
+            by_feed: dict[str, list[float]] = {}
+            for r in server.requests:
+                if r.path.startswith("/feed/"):  # the restart's gap is not a poll's
+                    by_feed.setdefault(f"{r.path} {r.at > first_end}", []).append(r.at)
+            for times in by_feed.values():
+                polls += [b - a for a, b in zip(times, times[1:], strict=False)]
+        print(
+            f"time between a feed's polls: p5 {percentile(polls, 0.05):.0f} / "
+            f"p50 {percentile(polls, 0.5):.0f} / p95 {percentile(polls, 0.95):.0f} s "
+            f"(interval {args.interval:g} s; {len(polls)} gaps)"
+        )
         print(
             f"per-host gap between request starts: min {min(gaps):.3f} s "
             f"(delay {args.delay}); {sum(g < args.delay - 0.05 for g in gaps)} shorter"
