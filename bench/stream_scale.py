@@ -251,6 +251,7 @@ def main() -> int:
             print("error: start the local cluster first (`wirestream flink start`)")
             return 2
         roots = list(state["pids"].values())
+    logs = Path(tempfile.mkdtemp(prefix="stream-soak-"))  # kept: run logs, dead letters
     with tempfile.TemporaryDirectory() as tmp:
         servers = [FixtureServer(Path(tmp) / f"h{n}").start() for n in range(args.hosts)]
         publisher = Publisher(servers, args.feeds, pages, args.rate)
@@ -267,7 +268,7 @@ def main() -> int:
             f"host_min_delay: {args.delay}, host_max_concurrent: 1, respect_robots: false}}\n"
             f"stream: {{dedupe_ttl_hours: {args.ttl_hours}}}\n"
             f"stories: {{window_hours: {args.ttl_hours}}}\n"
-            f"dead_letter_dir: '{Path(tmp) / 'dead-letter'}'\n"
+            f"dead_letter_dir: '{logs / 'dead-letter'}'\n"
             f"feeds:\n{feeds}\n"
         )
         cmd = [sys.executable, "-m", "pipeline.cli", "run", "--config", str(profile)]
@@ -278,10 +279,10 @@ def main() -> int:
         publisher.thread.start()
         print(
             f"{args.feeds} feeds on {args.hosts} hosts, {args.rate}/s, {args.runner}, "
-            f"{args.minutes:g} + {args.restart_minutes:g} min; log in {tmp}/run*.log",
+            f"{args.minutes:g} + {args.restart_minutes:g} min; logs in {logs}",
             flush=True,
         )
-        with open(Path(tmp) / "run1.log", "w") as log:
+        with open(logs / "run1.log", "w") as log:
             code1 = run(
                 [*cmd, "--duration", str(args.minutes * 60)], args.minutes * 60, usage, started, log
             )
@@ -290,7 +291,7 @@ def main() -> int:
         fetched_first = {r.path for s in servers for r in s.requests if r.path.startswith("/a/")}
         listed = publisher.listed()
         requests_first = [len(s.requests) for s in servers]
-        with open(Path(tmp) / "run2.log", "w") as log:
+        with open(logs / "run2.log", "w") as log:
             code2 = run(
                 [*cmd, "--duration", str(args.restart_minutes * 60)],
                 args.restart_minutes * 60,
@@ -356,6 +357,12 @@ def main() -> int:
             f"p50 {percentile(polls, 0.5):.0f} / p95 {percentile(polls, 0.95):.0f} s "
             f"(interval {args.interval:g} s; {len(polls)} gaps)"
         )
+        for url in lost[:5]:  # what became of them, for the log in the run's folder
+            asked = fetched_at.get(url)
+            print(
+                f"  lost {url}: published at {published[url] - started:.0f} s, "
+                + (f"page fetched at {asked - started:.0f} s" if asked else "page never fetched")
+            )
         print(
             f"per-host gap between request starts: min {min(gaps):.3f} s "
             f"(delay {args.delay}); {sum(g < args.delay - 0.05 for g in gaps)} shorter"
