@@ -255,7 +255,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         servers = [FixtureServer(Path(tmp) / f"h{n}").start() for n in range(args.hosts)]
         publisher = Publisher(servers, args.feeds, pages, args.rate)
-        since = datetime.now(timezone.utc).isoformat()
+        # A little before the first new article: feed dates have whole seconds.
+        since = (datetime.now(timezone.utc) - timedelta(seconds=5)).isoformat()
         feeds = "\n".join(
             f"  - {{name: f{n}, url: '{server.url(path)}', interval: {args.interval}, "
             "language: en}"

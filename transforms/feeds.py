@@ -31,6 +31,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration, Timestamp
 
 from transforms.article import FeedItem
@@ -204,6 +205,7 @@ class PollFeedDoFn(beam.DoFn):
     FEEDS = ReadModifyWriteStateSpec("feeds", StrUtf8Coder())
     LAST_END = ReadModifyWriteStateSpec("last_end", FloatCoder())
     NEXT = TimerSpec("next", TimeDomain.REAL_TIME)
+    END = TimerSpec("end", TimeDomain.WATERMARK)
 
     def __init__(
         self,
@@ -237,9 +239,19 @@ class PollFeedDoFn(beam.DoFn):
         feeds_state=beam.DoFn.StateParam(FEEDS),
         last_end=beam.DoFn.StateParam(LAST_END),
         next_poll=beam.DoFn.TimerParam(NEXT),
+        end=beam.DoFn.TimerParam(END),
     ):
         host, _ = element
+        if feeds_state.read() is None:  # the host's first offer
+            end.set(GlobalWindow().max_timestamp())
         yield from self.poll_ready(host, feeds_state, last_end, next_poll)
+
+    @on_timer(END)
+    def on_end(self, next_poll=beam.DoFn.TimerParam(NEXT)):
+        """The ticker has stopped: drop the pending wake-up. Flink neither fires nor
+        forgets a processing-time timer once its input has ended, and a pending one
+        held the job open (measured: 7 minutes after the ticker stopped, until killed)."""
+        next_poll.clear()
 
     @on_timer(NEXT)
     def on_next(
