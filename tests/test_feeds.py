@@ -3,7 +3,6 @@
 
 import random
 import re
-import time
 
 import apache_beam as beam
 import feedparser
@@ -19,7 +18,6 @@ from tests.support.paths import SHARED
 from transforms.article import FeedItem
 from transforms.dedupe import DropSeenItems
 from transforms.feeds import (
-    PollFeedDoFn,
     PollFeeds,
     first_poll_offsets,
     next_due,
@@ -28,7 +26,6 @@ from transforms.feeds import (
     read_feed,
 )
 from transforms.fetch import fetch_url, make_session
-from transforms.politeness import host_key
 
 FAST = FetchSettings(allow_private_addresses=True, retries=0, timeout=5, host_min_delay=0)
 
@@ -233,27 +230,6 @@ def test_feeds_on_one_host_are_polled_host_min_delay_apart(web):
     assert len(starts) >= 6, starts  # each feed polled more than once
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert min(gaps) >= delay - 0.02, gaps
-
-
-@pytest.mark.runner
-def test_a_host_offered_once_is_polled_at_its_feeds_intervals_by_its_timer(web):
-    rss = '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
-    headers = {"Content-Type": "application/rss+xml"}
-    feed = FeedSpec(url=web.add_route("/feed.xml", rss, headers), name="f", interval=2)
-    settings = FetchSettings(allow_private_addresses=True, retries=0, timeout=5, host_min_delay=0.5)
-    stop_at = time.time() + 9
-    options = PipelineOptions(prism_args(streaming=True))
-    with beam.Pipeline(options=options) as p:
-        _ = (
-            p
-            | beam.Create([(host_key(feed.url), None)])  # one offer, no ticker after it
-            | beam.ParDo(PollFeedDoFn([feed], settings, 0.0, 2.0, stop_at=stop_at))
-        )
-    starts = sorted(r.at for r in web.requests if r.path == "/feed.xml")
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    assert len(starts) >= 4, starts  # polled again without being offered again
-    assert all(1.9 <= gap < 3.0 for gap in gaps), gaps  # when due, not later
-    assert starts[-1] < stop_at + 1  # no timer after the stop
 
 
 def test_a_poll_keeps_validators_of_a_sane_length_only(web):

@@ -29,17 +29,15 @@ import requests
 from apache_beam.coders import FloatCoder, StrUtf8Coder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
-from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
-from apache_beam.transforms.window import GlobalWindow
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration, Timestamp
 
 from transforms.article import FeedItem
 from transforms.dead_letters import Failure, dead_letter
 from transforms.fetch import FetchError, fetch_url, make_session
-from transforms.guard import crash_failure, from_runner
+from transforms.guard import guarded
 from transforms.lifecycle import StopRequest
-from transforms.politeness import host_key
+from transforms.politeness import host_key, wait_until
 from transforms.settings import FeedSpec, FetchSettings, SitemapSpec
 from transforms.sitemap_walk import poll_sitemap
 from transforms.urls import canonicalize_url
@@ -192,20 +190,13 @@ class PollFeedDoFn(beam.DoFn):
     """(host, tick) -> the new items of the host's feeds that are due; keyed state per host.
 
     Keyed by host, as page fetches are (``transforms.politeness``): Beam runs one key's
-    elements and timers one at a time wherever the key lives, so a host's polls start
+    elements one at a time wherever the key lives, so a host's polls start
     ``host_min_delay`` after its previous poll ended, across all workers. The state holds
     each of the host's feeds' validators and next due time, and when its last poll ended.
-    It never sleeps: a bundle holds many hosts, and one host's wait would hold up all the
-    others (measured: with a sleep, feeds due every 60 s were polled every 85 s at the
-    median, 173 s at the 95th percentile). A processing-time timer per host wakes it
-    when its next feed is due, or when it may be asked again; the ticker only offers
-    every host regularly.
     """
 
     FEEDS = ReadModifyWriteStateSpec("feeds", StrUtf8Coder())
     LAST_END = ReadModifyWriteStateSpec("last_end", FloatCoder())
-    NEXT = TimerSpec("next", TimeDomain.REAL_TIME)
-    END = TimerSpec("end", TimeDomain.WATERMARK)
 
     def __init__(
         self,
@@ -214,11 +205,9 @@ class PollFeedDoFn(beam.DoFn):
         jitter: float,
         tick: float,
         stop_marker: str | None = None,
-        stop_at: float | None = None,
     ) -> None:
         self.feeds = {feed.url: feed for feed in feeds}
         self.stop_marker = stop_marker
-        self.stop_at = stop_at  # when the ticker stops (epoch seconds): no timer after it
         self.hosts = {host: [f.url for f in fs] for host, fs in feeds_by_host(feeds).items()}
         self.offsets = first_poll_offsets(feeds, tick)
         self.settings = settings
@@ -233,67 +222,32 @@ class PollFeedDoFn(beam.DoFn):
         self.rng = random.Random()
         self.stopping = StopRequest(self.stop_marker)
 
+    @guarded("poll", partial=True)
     def process(
         self,
         element: tuple[str, object],
         feeds_state=beam.DoFn.StateParam(FEEDS),
         last_end=beam.DoFn.StateParam(LAST_END),
-        next_poll=beam.DoFn.TimerParam(NEXT),
-        end=beam.DoFn.TimerParam(END),
     ):
         host, _ = element
-        if feeds_state.read() is None:  # the host's first offer
-            end.set(GlobalWindow().max_timestamp())
-        yield from self.poll_ready(host, feeds_state, last_end, next_poll)
-
-    @on_timer(END)
-    def on_end(self, next_poll=beam.DoFn.TimerParam(NEXT)):
-        """The ticker has stopped: drop the pending wake-up. Flink neither fires nor
-        forgets a processing-time timer once its input has ended, and a pending one
-        held the job open (measured: 7 minutes after the ticker stopped, until killed)."""
-        next_poll.clear()
-
-    @on_timer(NEXT)
-    def on_next(
-        self,
-        host=beam.DoFn.KeyParam,
-        feeds_state=beam.DoFn.StateParam(FEEDS),
-        last_end=beam.DoFn.StateParam(LAST_END),
-        next_poll=beam.DoFn.TimerParam(NEXT),
-    ):
-        yield from self.poll_ready(host, feeds_state, last_end, next_poll)
-
-    def poll_ready(self, host: str, feeds_state, last_end, next_poll):
-        """Poll the host's due feeds, oldest first, while its pacing allows; then set the
-        timer for the next one: when the host may be asked again if a feed is still due,
-        else when its next feed is due (so a feed is polled when due, not at a tick)."""
         now = time.time()
         known = json.loads(feeds_state.read() or "{}")
         state = {  # the host's feeds (new ones first due after their offset)
             url: known.get(url) or {"due": now + self.offsets[url], "validators": {}}
             for url in self.hosts[host]
         }
-        ready_at = (last_end.read() or 0.0) + self.settings.host_min_delay
-        while not self.stopping.is_set():
-            when, url = min((entry["due"], url) for url, entry in state.items())
-            wake = max(when, ready_at)
-            if wake > time.time():
-                if self.stop_at is None or wake < self.stop_at:
-                    next_poll.set(Timestamp(seconds=wake))
-                return
+        due = sorted((entry["due"], url) for url, entry in state.items() if entry["due"] <= now)
+        for _, url in due:
+            if self.stopping.is_set():
+                break
+            wait_until((last_end.read() or 0.0) + self.settings.host_min_delay)
             feed, entry = self.feeds[url], state[url]
             entry["due"] = next_due(time.time(), feed.interval, self.jitter, self.rng)
             try:  # written whatever happens: due again at its interval even if it fails
                 yield from self.poll(feed, entry)
-            except Exception as exc:  # an input-caused error: this feed's dead letter
-                if from_runner(exc):
-                    raise
-                yield dead_letter(crash_failure("poll", feed, exc))
             finally:
                 feeds_state.write(json.dumps(state))
-                ended = time.time()
-                last_end.write(ended)
-                ready_at = ended + self.settings.host_min_delay
+                last_end.write(time.time())
 
     def poll(self, feed: FeedSpec, entry: dict):
         """Poll one feed (its validators in ``entry``, updated); yield items and failures."""
@@ -393,14 +347,7 @@ class PollFeeds(beam.PTransform):
             | "EveryHost" >> beam.FlatMap(lambda _tick: [(host, None) for host in hosts])
             | "PollDueFeeds"
             >> beam.ParDo(
-                PollFeedDoFn(
-                    self.feeds,
-                    self.settings,
-                    self.jitter,
-                    self.tick,
-                    self.stop_marker,
-                    stop.micros / 1e6 if self.duration else None,
-                )
+                PollFeedDoFn(self.feeds, self.settings, self.jitter, self.tick, self.stop_marker)
             ).with_outputs("dead_letter", main="items")
         )
         return {"items": polled.items, "dead_letter": polled.dead_letter}
