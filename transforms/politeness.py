@@ -20,14 +20,9 @@ from contextlib import contextmanager
 import apache_beam as beam
 from apache_beam.coders import FloatCoder
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
-from apache_beam.utils.timestamp import Duration
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from transforms.urls import host_port
-
-#: Event-time seconds after a host's first request before its pacing state is dropped.
-HOST_STATE_TTL = 3600.0
 
 _GATES: dict[tuple[float, int], HostGate] = {}
 _GATES_LOCK = threading.Lock()
@@ -49,46 +44,17 @@ class PaceHostDoFn(beam.DoFn):
     which is as fast as ``min_delay`` allows anyway."""
 
     LAST_START = ReadModifyWriteStateSpec("last_start", FloatCoder())
-    EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
 
-    def __init__(self, min_delay: float, forget_after: float = HOST_STATE_TTL) -> None:
+    def __init__(self, min_delay: float) -> None:
         self.min_delay = min_delay
-        self.forget_after = forget_after
         self.waited = Metrics.distribution("wirestream", "host_wait_ms")
-        self.dropped = Metrics.counter("wirestream", "host_states_dropped")
 
-    def process(
-        self,
-        element,
-        timestamp=beam.DoFn.TimestampParam,
-        last_start=beam.DoFn.StateParam(LAST_START),
-        expiry=beam.DoFn.TimerParam(EXPIRY),
-    ):
+    def process(self, element, last_start=beam.DoFn.StateParam(LAST_START)):
         _host, item = element
-        previous = last_start.read()
-        if previous is None:  # one timer per host and TTL, not one per request
-            expiry.set(timestamp + Duration(self.forget_after))
-        slept = wait_until((previous or 0.0) + self.min_delay)
+        slept = wait_until((last_start.read() or 0.0) + self.min_delay)
         self.waited.update(int(slept * 1000))
         last_start.write(time.time())
         yield item
-
-    @on_timer(EXPIRY)
-    def forget(
-        self,
-        timestamp=beam.DoFn.TimestampParam,
-        last_start=beam.DoFn.StateParam(LAST_START),
-        expiry=beam.DoFn.TimerParam(EXPIRY),
-    ):
-        """Drop a host's time once it can no longer delay a request; a host still being
-        fetched keeps it another ``forget_after``. So the state holds the hosts fetched
-        within about the last ``forget_after`` (a float each), not every host ever seen."""
-        started = last_start.read()
-        if started is not None and time.time() - started < self.min_delay:
-            expiry.set(timestamp + Duration(self.forget_after))
-        else:
-            last_start.clear()
-            self.dropped.inc()
 
 
 def wait_until(start: float) -> float:
