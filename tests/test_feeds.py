@@ -3,6 +3,7 @@
 
 import random
 import re
+import time
 
 import apache_beam as beam
 import feedparser
@@ -14,6 +15,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.config import ConfigError, FeedSpec, FetchSettings, load_settings
 from pipeline.services.runners import prism_args
+from pipeline.services.sample_site import FixtureServer
 from tests.support.paths import SHARED
 from transforms.article import FeedItem
 from transforms.dedupe import DropSeenItems
@@ -21,9 +23,11 @@ from transforms.feeds import (
     PollFeeds,
     first_poll_offsets,
     next_due,
+    next_due_after,
     parse_feed,
     poll_feed,
     read_feed,
+    warn_about_busy_hosts,
 )
 from transforms.fetch import fetch_url, make_session
 
@@ -224,12 +228,54 @@ def test_feeds_on_one_host_are_polled_host_min_delay_apart(web):
         allow_private_addresses=True, retries=0, timeout=5, host_min_delay=delay
     )
     options = PipelineOptions(prism_args(streaming=True))
-    with beam.Pipeline(options=options) as p:
-        _ = p | PollFeeds(feeds, settings, duration=8, tick_seconds=1, jitter=0)
+    with beam.Pipeline(options=options) as p:  # ticks closer than the delay
+        _ = p | PollFeeds(feeds, settings, duration=8, tick_seconds=0.5, jitter=0)
     starts = sorted(r.at for r in web.requests if r.path.startswith("/feed"))
     assert len(starts) >= 6, starts  # each feed polled more than once
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert min(gaps) >= delay - 0.02, gaps
+
+
+def test_next_due_counts_from_when_the_feed_was_due_not_from_the_poll():
+    rng = random.Random(1)
+    assert next_due_after(100.0, 104.0, 60.0, 0.0, rng) == 160.0  # 4 s late: not 164
+    assert next_due_after(100.0, 190.0, 60.0, 0.0, rng) == 250.0  # an interval behind
+
+
+def test_hosts_whose_feeds_outrun_one_poll_per_tick_are_named():
+    calm = [FeedSpec(url=f"http://a.test/{n}.xml", interval=60) for n in range(10)]
+    busy = [FeedSpec(url=f"http://b.test/{n}.xml", interval=60) for n in range(40)]
+    assert warn_about_busy_hosts(calm + busy, least_gap=2.0) == ["b.test"]
+
+
+@pytest.mark.runner
+def test_a_host_that_must_wait_does_not_hold_up_another_host(web, tmp_path):
+    """With a 1 s delay, host A has four feeds due every second and host B one: A's
+    waits are spent at later ticks, not asleep (asleep, the run went on for 79 s, as
+    every tick's element slept ~4 s for A's due feeds)."""
+    rss = '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
+    headers = {"Content-Type": "application/rss+xml"}
+    with FixtureServer(tmp_path / "b") as other:
+        slow = [
+            FeedSpec(url=web.add_route(f"/a{n}.xml", rss, headers), name=f"a{n}", interval=1)
+            for n in range(4)
+        ]
+        quick = FeedSpec(url=other.add_route("/b.xml", rss, headers), name="b", interval=1)
+        settings = FetchSettings(
+            allow_private_addresses=True, retries=0, timeout=5, host_min_delay=1.0
+        )
+        options = PipelineOptions(prism_args(streaming=True))
+        began = time.monotonic()
+        with beam.Pipeline(options=options) as p:
+            _ = p | PollFeeds([*slow, quick], settings, duration=12, tick_seconds=0.5, jitter=0)
+        assert time.monotonic() - began < 30
+        a_starts = sorted(r.at for r in web.requests)
+        b_starts = sorted(r.at for r in other.requests)
+    a_gaps = [b - a for a, b in zip(a_starts, a_starts[1:], strict=False)]
+    b_gaps = [b - a for a, b in zip(b_starts, b_starts[1:], strict=False)]
+    assert len(a_starts) >= 6 and min(a_gaps) >= 0.98, a_gaps
+    # asleep for A's due feeds, B would wait ~4 s (A's four 1 s waits) between polls
+    assert len(b_starts) >= 6 and max(b_gaps) < 2.5, (a_starts, b_starts)
 
 
 def test_a_poll_keeps_validators_of_a_sane_length_only(web):

@@ -318,7 +318,8 @@ def test_ctrl_c_stops_the_flink_job_cleanly(cluster, es_client, es_settings, sam
 class _TimedPages(ThreadingHTTPServer):
     """Serves the same real article under any path (an RSS feed under ``/feed/N.xml``,
     listing three stories of its own), after ``latency`` seconds, and logs each request's
-    arrival and how many were in flight then."""
+    arrival (when its connection was accepted, before a handler thread starts: a loaded
+    machine delayed handlers by up to 70 ms) and how many were in flight then."""
 
     daemon_threads = True
 
@@ -326,8 +327,13 @@ class _TimedPages(ThreadingHTTPServer):
         self.html, self.latency = html, latency
         self.lock = threading.Lock()
         self.in_flight = 0
+        self.accepted: dict[int, float] = {}
         self.log: list[tuple[float, int, str]] = []
         super().__init__(("127.0.0.1", 0), _TimedHandler)
+
+    def process_request(self, request, client_address):
+        self.accepted[id(request)] = time.time()
+        super().process_request(request, client_address)
 
 
 class _TimedHandler(BaseHTTPRequestHandler):
@@ -337,7 +343,8 @@ class _TimedHandler(BaseHTTPRequestHandler):
         server = self.server
         with server.lock:
             server.in_flight += 1
-            server.log.append((time.time(), server.in_flight, self.path))
+            arrived = server.accepted.pop(id(self.request), time.time())
+            server.log.append((arrived, server.in_flight, self.path))
         try:
             time.sleep(server.latency)
             kind = "text/html"

@@ -37,7 +37,7 @@ from transforms.dead_letters import Failure, dead_letter
 from transforms.fetch import FetchError, fetch_url, make_session
 from transforms.guard import guarded
 from transforms.lifecycle import StopRequest
-from transforms.politeness import host_key, wait_until
+from transforms.politeness import gate_for, host_key
 from transforms.settings import FeedSpec, FetchSettings, SitemapSpec
 from transforms.sitemap_walk import poll_sitemap
 from transforms.urls import canonicalize_url
@@ -163,6 +163,19 @@ def next_due(now: float, interval: float, jitter: float, rng: random.Random) -> 
     return now + interval * (1 + rng.uniform(-jitter, jitter))
 
 
+def next_due_after(
+    due: float, now: float, interval: float, jitter: float, rng: random.Random
+) -> float:
+    """Return when a feed that was due at ``due`` and is polled at ``now`` is next due.
+
+    Counted from when it was due, not from when the poll came, so waiting for a tick or
+    for the host does not add up poll after poll. A feed that fell a whole interval
+    behind starts afresh from ``now`` (polled once, not twice in a row).
+    """
+    scheduled = next_due(due, interval, jitter, rng)
+    return scheduled if scheduled > now else next_due(now, interval, jitter, rng)
+
+
 def feeds_by_host(feeds: list[FeedSpec]) -> dict[str, list[FeedSpec]]:
     """Return the feeds grouped by politeness key (host and port), in their given order."""
     by_host: dict[str, list[FeedSpec]] = {}
@@ -186,6 +199,25 @@ def first_poll_offsets(feeds: list[FeedSpec], tick: float) -> dict[str, float]:
     }
 
 
+def warn_about_busy_hosts(feeds: list[FeedSpec], least_gap: float) -> list[str]:
+    """Log and return the hosts whose feeds need more polls than one per ``least_gap``
+    seconds allows (at 80% of it, their polls come late)."""
+    busy = []
+    for host, host_feeds in feeds_by_host(feeds).items():
+        needed = sum(1 / feed.interval for feed in host_feeds) * least_gap
+        if needed > 0.8:
+            busy.append(host)
+            log.warning(
+                "host %s: its %d feeds need %.0f%% of the polls one per %gs allows; "
+                "they will come late (lower stream.poll_tick_seconds or lengthen intervals)",
+                host,
+                len(host_feeds),
+                needed * 100,
+                least_gap,
+            )
+    return busy
+
+
 class PollFeedDoFn(beam.DoFn):
     """(host, tick) -> the new items of the host's feeds that are due; keyed state per host.
 
@@ -193,6 +225,8 @@ class PollFeedDoFn(beam.DoFn):
     elements one at a time wherever the key lives, so a host's polls start
     ``host_min_delay`` after its previous poll ended, across all workers. The state holds
     each of the host's feeds' validators and next due time, and when its last poll ended.
+    It never sleeps: a due feed whose host must wait is polled at a later tick, so a
+    host gets at most one poll per tick.
     """
 
     FEEDS = ReadModifyWriteStateSpec("feeds", StrUtf8Coder())
@@ -219,6 +253,7 @@ class PollFeedDoFn(beam.DoFn):
 
     def setup(self) -> None:
         self.session = make_session(self.settings)
+        self.gate = gate_for(self.settings.host_min_delay, self.settings.host_max_concurrent)
         self.rng = random.Random()
         self.stopping = StopRequest(self.stop_marker)
 
@@ -238,16 +273,29 @@ class PollFeedDoFn(beam.DoFn):
         }
         due = sorted((entry["due"], url) for url, entry in state.items() if entry["due"] <= now)
         for _, url in due:
-            if self.stopping.is_set():
-                break
-            wait_until((last_end.read() or 0.0) + self.settings.host_min_delay)
+            if self.stopping.is_set() or not self.may_ask(host, url, last_end.read()):
+                break  # the rest stay due: a later tick polls them
             feed, entry = self.feeds[url], state[url]
-            entry["due"] = next_due(time.time(), feed.interval, self.jitter, self.rng)
+            entry["due"] = next_due_after(
+                entry["due"], time.time(), feed.interval, self.jitter, self.rng
+            )
             try:  # written whatever happens: due again at its interval even if it fails
                 yield from self.poll(feed, entry)
             finally:
                 feeds_state.write(json.dumps(state))
                 last_end.write(time.time())
+
+    def may_ask(self, host: str, url: str, last_end: float | None) -> bool:
+        """Return whether ``host`` may be asked now, without waiting: ``host_min_delay``
+        has passed since its last poll ended (keyed state, any worker) and this process
+        is not in the middle of, or just after, a page request to it (the gate).
+
+        Never waiting is the point: a bundle holds many hosts, and one host's sleep held
+        up all the others (measured: feeds due every 60 s were polled every 85 s at the
+        median, 173 s at the 95th percentile)."""
+        if time.time() < (last_end or 0.0) + self.settings.host_min_delay:
+            return False
+        return self.gate.is_free(url)
 
     def poll(self, feed: FeedSpec, entry: dict):
         """Poll one feed (its validators in ``entry``, updated); yield items and failures."""
@@ -324,7 +372,7 @@ class PollFeeds(beam.PTransform):
         feeds: list[FeedSpec],
         settings: FetchSettings,
         duration: float | None = None,
-        tick_seconds: float = 5.0,
+        tick_seconds: float = 2.0,
         jitter: float = 0.1,
         stop_marker: str | None = None,
     ) -> None:
@@ -335,6 +383,7 @@ class PollFeeds(beam.PTransform):
         self.tick = min([tick_seconds, *(feed.interval for feed in feeds)])
         self.jitter = jitter
         self.stop_marker = stop_marker  # see transforms.lifecycle.StopRequest
+        warn_about_busy_hosts(feeds, max(self.tick, settings.host_min_delay))
 
     def expand(self, pbegin):
         start = Timestamp.now()

@@ -85,6 +85,15 @@ class HostGate:
         """Return the delay that applies to ``host``."""
         return self._delays.get(host, self.min_delay)
 
+    def is_free(self, url: str) -> bool:
+        """Return whether a request to ``url``'s host could start now without waiting."""
+        host = host_key(url)
+        with self._cond:
+            return (
+                self._in_flight.get(host, 0) < self.max_concurrent
+                and self._next_start.get(host, 0.0) <= time.monotonic()
+            )
+
     @contextmanager
     def slot(self, url: str) -> Iterator[None]:
         """Hold a request slot for ``url``'s host (waiting for one first)."""

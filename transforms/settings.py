@@ -198,7 +198,10 @@ class StreamSettings(StrictModel):
 
     dedupe_ttl_hours: float = Field(48.0, gt=0, description="how long a seen item URL is dropped")
     poll_tick_seconds: float = Field(
-        5.0, gt=0, description="how often feeds are checked for being due (a poll's granularity)"
+        2.0,
+        gt=0,
+        description="how often feeds are checked for being due (a poll's granularity; "
+        "a host gets at most one feed poll per tick)",
     )
     poll_jitter: float = Field(
         0.1, ge=0, lt=1, description="each feed's interval varies by up to this fraction"
