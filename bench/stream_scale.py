@@ -334,9 +334,13 @@ def main() -> int:
             for r in server.requests:
                 fetched_at.setdefault(server.url(r.path), r.at)
         gaps = []
+        short = []  # (gap, when after the start, the two paths): what came too close
         for server in servers:
-            times = sorted(r.at for r in server.requests)
-            gaps += [b - a for a, b in zip(times, times[1:], strict=False)]
+            asked = sorted((r.at, r.path) for r in server.requests)
+            for (a, first), (b, second) in zip(asked, asked[1:], strict=False):
+                gaps.append(b - a)
+                if b - a < args.delay - 0.05:
+                    short.append((b - a, a - started, first, second))
         print()
         print(
             f"published {len(published)}, indexed {len(indexed & published.keys())}, "
@@ -366,8 +370,11 @@ def main() -> int:
             )
         print(
             f"per-host gap between request starts: min {min(gaps):.3f} s "
-            f"(delay {args.delay}); {sum(g < args.delay - 0.05 for g in gaps)} shorter"
+            f"(delay {args.delay}); {len(short)} shorter"
+            + (f" (first run ended at {first_end - started:.0f} s)" if short else "")
         )
+        for gap, at, first, second in sorted(short)[:10]:
+            print(f"  {gap:.3f} s at {at:.0f} s: {first} then {second}")
         # The fit starts once the TTL'd state is full (the TTL plus 5 min), at 10 min or later.
         fit_from = max(600.0, args.ttl_hours * 3600 + 300)
         warm = [(t, row) for t, row in usage.rows if fit_from <= t <= first_end - started]

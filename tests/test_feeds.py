@@ -21,6 +21,7 @@ from transforms.article import FeedItem
 from transforms.dedupe import DropSeenItems
 from transforms.feeds import (
     PollFeeds,
+    choose_tick,
     first_poll_offsets,
     next_due,
     next_due_after,
@@ -242,10 +243,14 @@ def test_next_due_counts_from_when_the_feed_was_due_not_from_the_poll():
     assert next_due_after(100.0, 190.0, 60.0, 0.0, rng) == 250.0  # an interval behind
 
 
-def test_hosts_whose_feeds_outrun_one_poll_per_tick_are_named():
+def test_the_tick_shortens_for_a_busy_host_and_such_a_host_is_named():
     calm = [FeedSpec(url=f"http://a.test/{n}.xml", interval=60) for n in range(10)]
-    busy = [FeedSpec(url=f"http://b.test/{n}.xml", interval=60) for n in range(40)]
-    assert warn_about_busy_hosts(calm + busy, least_gap=2.0) == ["b.test"]
+    assert choose_tick(calm, 2.0) == 2.0  # a poll every 6 s is needed
+    busy = [FeedSpec(url=f"http://b.test/{n}.xml", interval=10) for n in range(5)]
+    assert choose_tick(calm + busy, 2.0) == pytest.approx(1.6)  # every 2 s: 80% of it
+    crowded = [FeedSpec(url=f"http://c.test/{n}.xml", interval=60) for n in range(120)]
+    assert choose_tick(calm + crowded, 2.0) == 1.0  # not below a second
+    assert warn_about_busy_hosts(calm + busy + crowded, least_gap=1.0) == ["c.test"]
 
 
 @pytest.mark.runner

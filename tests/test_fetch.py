@@ -7,10 +7,14 @@ import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import apache_beam as beam
 import brotli
 import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.config import FetchSettings
+from pipeline.services.runners import prism_args
 from transforms.article import FeedItem
 from transforms.fetch import (
     FetchError,
@@ -21,6 +25,7 @@ from transforms.fetch import (
     make_robots,
     make_session,
 )
+from transforms.politeness import PACING_LANES, PaceHostDoFn, pacing_lane, recent_starts
 
 HTML = "text/html; charset=utf-8"
 
@@ -245,6 +250,37 @@ def test_politeness_spaces_requests_to_one_host(slow_server, settings):
     arrivals = sorted(slow_server.arrivals)
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
     assert len(arrivals) == 4 and min(gaps) >= 0.27, gaps
+
+
+def test_a_host_always_gets_the_same_lane_and_hosts_spread_over_lanes():
+    hosts = [f"news{n}.example:{8000 + n % 3}" for n in range(5000)]
+    lanes = [pacing_lane(host) for host in hosts]
+    assert lanes == [pacing_lane(host) for host in hosts]  # no per-process salt
+    assert all(0 <= lane < PACING_LANES for lane in lanes)
+    assert len(set(lanes)) > PACING_LANES * 0.9
+
+
+def test_a_lane_forgets_a_host_once_its_start_can_no_longer_delay_one():
+    starts = {"a": 100.0, "b": 99.6, "c": 98.0}
+    assert recent_starts(starts, now=100.2, delay=0.5) == {"a": 100.0}
+
+
+@pytest.mark.runner
+def test_a_pacing_lane_keeps_only_hosts_that_can_still_delay_a_request():
+    """500 hosts through one lane on Prism: its state keeps the hosts that started within
+    the delay (the step reports its size), not every host it has seen."""
+    hosts = [f"h{n}.test" for n in range(500)]
+    p = beam.Pipeline(options=PipelineOptions(prism_args(streaming=False)))
+    _ = (
+        p
+        | beam.Create([(0, _item(f"http://{host}/a")) for host in hosts])
+        | beam.ParDo(PaceHostDoFn(0.001))
+    )
+    result = p.run()
+    result.wait_until_finish()
+    kept = result.metrics().query(MetricsFilter().with_name("pacing_hosts_kept"))
+    sizes = kept["distributions"][0].committed
+    assert sizes.count == 500 and sizes.max <= 100, sizes  # unpruned: up to 500
 
 
 ROBOTS = "User-agent: *\nDisallow: /private/\n\nUser-agent: wirestream\nDisallow: /no-bots/\n"

@@ -443,6 +443,15 @@ def test_feed_polls_and_pages_are_paced_per_host_across_two_workers_in_a_stream(
         starts = sorted(polls + pages)
         gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
         assert min(gaps) >= delay - 0.05, sorted(server.log)
+    # What spaces a poll and a page (two keyed steps, one key each): subtask i of every
+    # step holds the same lanes, and all subtasks i ran on one TaskManager (one worker).
+    job = _jobs(cluster)[-1]
+    placed = {}
+    for vertex in _rest(cluster, f"/jobs/{job['jid']}")["vertices"]:
+        if vertex["parallelism"] == 2:
+            subtasks = _rest(cluster, f"/jobs/{job['jid']}/vertices/{vertex['id']}")["subtasks"]
+            placed[vertex["name"]] = tuple(s["taskmanager-id"] for s in subtasks)
+    assert len(placed) > 5 and len(set(placed.values())) == 1, placed
 
 
 def test_stopping_the_cluster_cancels_its_jobs_and_their_clis_end(

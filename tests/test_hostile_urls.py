@@ -61,7 +61,7 @@ def test_backfill_of_a_hostile_url_list_finishes(es_client, es_settings, sample_
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-4000:]
     assert doc_count(es_client, es_settings.elasticsearch.alias) == 1
-    assert sink_counts(out)[1] == 1
+    assert sink_counts(out)[1] == 1, out[-3000:]
     dead = _dead_urls(tmp_path)
     # every hostile line is accounted for by a dead letter naming it (canonicalised)
     assert len(dead) >= len(urls) - 1 - 1, sorted(dead)  # two IPv6 forms may meet in one

@@ -2,14 +2,14 @@
 
 ``parse_feed`` is a plain function (bytes in, items out) on top of feedparser;
 ``poll_feed`` adds the conditional GET. ``PollFeeds`` drives them from one Beam
-``PeriodicImpulse``: each tick offers every host to a stateful ``DoFn`` keyed by host,
-whose state holds each of the host's feeds' ETag/Last-Modified and the time it is next
-due (its interval, varied by a random jitter so feeds on one host drift apart), and
-when the host was last polled: a host's polls are paced across all workers as its
-pages are. Keyed state, not instance state, so a restarted or rebalanced worker still
-sends the validators and keeps the schedule. A sitemap source (``SitemapSpec``) is
-polled the same way by ``transforms.sitemap_walk``; its state holds every document's
-validators.
+``PeriodicImpulse``: each tick offers every host's pacing lane to a stateful ``DoFn``
+(keyed as page fetches are, ``transforms.politeness``), whose state holds each feed's
+ETag/Last-Modified and the time it is next due (its interval, varied by a random jitter
+so feeds on one host drift apart), and when each host was last polled: a host's polls
+are paced across all workers as its pages are, and never wait asleep. Keyed state, not
+instance state, so a restarted or rebalanced worker still sends the validators and keeps
+the schedule. A sitemap source (``SitemapSpec``) is polled the same way by
+``transforms.sitemap_walk``; its state holds every document's validators.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from urllib.parse import urljoin
 import apache_beam as beam
 import feedparser
 import requests
-from apache_beam.coders import FloatCoder, StrUtf8Coder
+from apache_beam.coders import StrUtf8Coder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
@@ -37,7 +37,7 @@ from transforms.dead_letters import Failure, dead_letter
 from transforms.fetch import FetchError, fetch_url, make_session
 from transforms.guard import guarded
 from transforms.lifecycle import StopRequest
-from transforms.politeness import gate_for, host_key
+from transforms.politeness import gate_for, host_key, pacing_lane
 from transforms.settings import FeedSpec, FetchSettings, SitemapSpec
 from transforms.sitemap_walk import poll_sitemap
 from transforms.urls import canonicalize_url
@@ -184,6 +184,14 @@ def feeds_by_host(feeds: list[FeedSpec]) -> dict[str, list[FeedSpec]]:
     return by_host
 
 
+def feeds_by_lane(feeds: list[FeedSpec]) -> dict[int, list[str]]:
+    """Return the feed URLs grouped by their host's pacing lane, a host's feeds together."""
+    by_lane: dict[int, list[str]] = {}
+    for host, host_feeds in feeds_by_host(feeds).items():
+        by_lane.setdefault(pacing_lane(host), []).extend(feed.url for feed in host_feeds)
+    return by_lane
+
+
 def first_poll_offsets(feeds: list[FeedSpec], tick: float) -> dict[str, float]:
     """Return when each feed is first due, in seconds after its host is first seen.
 
@@ -199,38 +207,56 @@ def first_poll_offsets(feeds: list[FeedSpec], tick: float) -> dict[str, float]:
     }
 
 
+#: The shortest tick chosen for busy hosts: Flink's ticker drops a sub-second part.
+MIN_AUTO_TICK = 1.0
+
+
+def host_poll_gaps(feeds: list[FeedSpec]) -> dict[str, float]:
+    """Return, per host, the seconds between polls its feeds need on average."""
+    return {
+        host: 1 / sum(1 / feed.interval for feed in host_feeds)
+        for host, host_feeds in feeds_by_host(feeds).items()
+    }
+
+
+def choose_tick(feeds: list[FeedSpec], configured: float) -> float:
+    """Return the poll tick: ``configured``, or shorter (down to 1 s) where a host gets
+    at most one poll per tick and its feeds need more (with a fifth to spare)."""
+    busiest = min(host_poll_gaps(feeds).values(), default=configured)
+    shortest = min((feed.interval for feed in feeds), default=configured)
+    return min(configured, shortest, max(MIN_AUTO_TICK, busiest * 0.8))
+
+
 def warn_about_busy_hosts(feeds: list[FeedSpec], least_gap: float) -> list[str]:
     """Log and return the hosts whose feeds need more polls than one per ``least_gap``
-    seconds allows (at 80% of it, their polls come late)."""
+    seconds allows: their polls come late."""
     busy = []
-    for host, host_feeds in feeds_by_host(feeds).items():
-        needed = sum(1 / feed.interval for feed in host_feeds) * least_gap
-        if needed > 0.8:
+    for host, gap in host_poll_gaps(feeds).items():
+        if gap < least_gap:
             busy.append(host)
             log.warning(
-                "host %s: its %d feeds need %.0f%% of the polls one per %gs allows; "
-                "they will come late (lower stream.poll_tick_seconds or lengthen intervals)",
+                "host %s: its feeds need a poll every %.1fs, but a host gets at most one "
+                "per %gs; they will come late (lengthen their intervals or host_min_delay)",
                 host,
-                len(host_feeds),
-                needed * 100,
+                gap,
                 least_gap,
             )
     return busy
 
 
 class PollFeedDoFn(beam.DoFn):
-    """(host, tick) -> the new items of the host's feeds that are due; keyed state per host.
+    """(lane, tick) -> the new items of the lane's feeds that are due; keyed state per lane.
 
-    Keyed by host, as page fetches are (``transforms.politeness``): Beam runs one key's
-    elements one at a time wherever the key lives, so a host's polls start
-    ``host_min_delay`` after its previous poll ended, across all workers. The state holds
-    each of the host's feeds' validators and next due time, and when its last poll ended.
-    It never sleeps: a due feed whose host must wait is polled at a later tick, so a
-    host gets at most one poll per tick.
+    Keyed by the hosts' pacing lanes, as page fetches are (``transforms.politeness``):
+    Beam runs one key's elements one at a time wherever the key lives, so a host's polls
+    start ``host_min_delay`` after its previous poll ended, across all workers, and on
+    the worker that fetches the host's pages. The state holds each of the lane's feeds'
+    validators and next due time, and when each of its hosts' last poll ended. It never
+    sleeps: a due feed whose host must wait is polled at a later tick.
     """
 
     FEEDS = ReadModifyWriteStateSpec("feeds", StrUtf8Coder())
-    LAST_END = ReadModifyWriteStateSpec("last_end", FloatCoder())
+    LAST_ENDS = ReadModifyWriteStateSpec("last_ends", StrUtf8Coder())
 
     def __init__(
         self,
@@ -242,7 +268,7 @@ class PollFeedDoFn(beam.DoFn):
     ) -> None:
         self.feeds = {feed.url: feed for feed in feeds}
         self.stop_marker = stop_marker
-        self.hosts = {host: [f.url for f in fs] for host, fs in feeds_by_host(feeds).items()}
+        self.lanes = feeds_by_lane(feeds)
         self.offsets = first_poll_offsets(feeds, tick)
         self.settings = settings
         self.jitter = jitter
@@ -260,21 +286,27 @@ class PollFeedDoFn(beam.DoFn):
     @guarded("poll", partial=True)
     def process(
         self,
-        element: tuple[str, object],
+        element: tuple[int, object],
         feeds_state=beam.DoFn.StateParam(FEEDS),
-        last_end=beam.DoFn.StateParam(LAST_END),
+        last_ends=beam.DoFn.StateParam(LAST_ENDS),
     ):
-        host, _ = element
+        lane, _ = element
         now = time.time()
         known = json.loads(feeds_state.read() or "{}")
-        state = {  # the host's feeds (new ones first due after their offset)
+        state = {  # the lane's feeds (new ones first due after their offset)
             url: known.get(url) or {"due": now + self.offsets[url], "validators": {}}
-            for url in self.hosts[host]
+            for url in self.lanes[lane]
         }
+        ends = json.loads(last_ends.read() or "{}")
+        waiting: set[str] = set()  # hosts that may not be asked at this tick
         due = sorted((entry["due"], url) for url, entry in state.items() if entry["due"] <= now)
         for _, url in due:
-            if self.stopping.is_set() or not self.may_ask(host, url, last_end.read()):
-                break  # the rest stay due: a later tick polls them
+            host = host_key(url)
+            if self.stopping.is_set():
+                break
+            if host in waiting or not self.may_ask(url, ends.get(host)):
+                waiting.add(host)  # its due feeds stay due: a later tick polls them
+                continue
             feed, entry = self.feeds[url], state[url]
             entry["due"] = next_due_after(
                 entry["due"], time.time(), feed.interval, self.jitter, self.rng
@@ -282,13 +314,15 @@ class PollFeedDoFn(beam.DoFn):
             try:  # written whatever happens: due again at its interval even if it fails
                 yield from self.poll(feed, entry)
             finally:
+                ends[host] = time.time()
                 feeds_state.write(json.dumps(state))
-                last_end.write(time.time())
+                last_ends.write(json.dumps(ends))
 
-    def may_ask(self, host: str, url: str, last_end: float | None) -> bool:
-        """Return whether ``host`` may be asked now, without waiting: ``host_min_delay``
-        has passed since its last poll ended (keyed state, any worker) and this process
-        is not in the middle of, or just after, a page request to it (the gate).
+    def may_ask(self, url: str, last_end: float | None) -> bool:
+        """Return whether ``url``'s host may be asked now, without waiting:
+        ``host_min_delay`` has passed since its last poll ended (keyed state, any worker)
+        and this process is not in the middle of, or just after, a page request to it
+        (the gate).
 
         Never waiting is the point: a bundle holds many hosts, and one host's sleep held
         up all the others (measured: feeds due every 60 s were polled every 85 s at the
@@ -380,7 +414,7 @@ class PollFeeds(beam.PTransform):
         self.feeds = feeds
         self.settings = settings
         self.duration = duration
-        self.tick = min([tick_seconds, *(feed.interval for feed in feeds)])
+        self.tick = choose_tick(feeds, tick_seconds)
         self.jitter = jitter
         self.stop_marker = stop_marker  # see transforms.lifecycle.StopRequest
         warn_about_busy_hosts(feeds, max(self.tick, settings.host_min_delay))
@@ -388,12 +422,15 @@ class PollFeeds(beam.PTransform):
     def expand(self, pbegin):
         start = Timestamp.now()
         stop = start + Duration(self.duration) if self.duration else MAX_TIMESTAMP
-        hosts = sorted(feeds_by_host(self.feeds))
+        lanes = sorted(feeds_by_lane(self.feeds))
         polled = (
             pbegin
             | "Tick"
             >> PeriodicImpulse(start_timestamp=start, stop_timestamp=stop, fire_interval=self.tick)
-            | "EveryHost" >> beam.FlatMap(lambda _tick: [(host, None) for host in hosts])
+            | "EveryLane"
+            >> beam.FlatMap(lambda _tick: [(lane, None) for lane in lanes]).with_output_types(
+                tuple[int, None]
+            )
             | "PollDueFeeds"
             >> beam.ParDo(
                 PollFeedDoFn(self.feeds, self.settings, self.jitter, self.tick, self.stop_marker)

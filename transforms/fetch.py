@@ -30,7 +30,7 @@ from transforms.article import FeedItem, Page
 from transforms.dead_letters import Failure, dead_letter
 from transforms.deadline import Deadline, DeadlineAdapter
 from transforms.guard import guarded
-from transforms.politeness import PaceHostDoFn, gate_for, host_key
+from transforms.politeness import PaceHostDoFn, gate_for, host_key, pacing_lane
 from transforms.robots import RobotsCache
 from transforms.settings import FetchSettings
 
@@ -327,8 +327,8 @@ class FetchPages(beam.PTransform):
             items = (
                 items
                 | "ByHost"
-                >> beam.Map(lambda item: (host_key(item.url), item)).with_output_types(
-                    tuple[str, Any]
+                >> beam.Map(lambda item: (pacing_lane(host_key(item.url)), item)).with_output_types(
+                    tuple[int, Any]
                 )
                 | "PaceHosts" >> beam.ParDo(PaceHostDoFn(delay))
             )

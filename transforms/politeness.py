@@ -1,8 +1,13 @@
 """Per-host politeness: a minimum delay between request starts and a cap on requests in flight.
 
-Two layers. Across all workers, :class:`PaceHostDoFn` keeps each host's last request
-start in keyed state: Beam processes one key's elements one at a time wherever the key
+Two layers. Across all workers, :class:`PaceHostDoFn` keeps the last request start of
+each host in keyed state, keyed by the host's *lane* (:func:`pacing_lane`, a fixed
+hash of the host): Beam processes one key's elements one at a time wherever the key
 lives, so a host's requests start ``min_delay`` apart however many workers there are.
+A lane forgets a host once its last start is ``min_delay`` old, so the state is bounded
+by the lanes (1,024) and the hosts each started within the delay, without a timer (a
+timer per host kept bounded Flink jobs from ending). Feed polls are keyed by the same
+lanes, so a host's polls and pages run on the same worker, where the gate spaces them.
 (Reserving future start times instead, and fetching after a shuffle, was tried: a
 worker busy with the previous article started its request late, and the next one,
 on time elsewhere, came 0.24 s after it with a 1 s delay.) Within a worker process,
@@ -12,13 +17,15 @@ on time elsewhere, came 0.24 s after it with a 1 s delay.) Within a worker proce
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import apache_beam as beam
-from apache_beam.coders import FloatCoder
+from apache_beam.coders import StrUtf8Coder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
@@ -28,32 +35,55 @@ _GATES: dict[tuple[float, int], HostGate] = {}
 _GATES_LOCK = threading.Lock()
 
 
+#: Keys of the pacing steps: few enough to bound their state, many enough to spread
+#: hosts over workers (Flink's default 128 key groups each get 8).
+PACING_LANES = 1024
+
+
 def host_key(url: str) -> str:
     """Return the politeness key of ``url``: its lowercased host plus any explicit port."""
     return host_port(url)
 
 
+def pacing_lane(host: str) -> int:
+    """Return the keyed lane of ``host`` (a politeness key): the same on every worker."""
+    digest = hashlib.blake2b(host.encode("utf-8"), digest_size=8).digest()  # crc32 clumps
+    return int.from_bytes(digest, "big") % PACING_LANES
+
+
+def recent_starts(starts: dict[str, float], now: float, delay: float) -> dict[str, float]:
+    """Return the hosts of ``starts`` whose last start can still delay a request."""
+    return {host: at for host, at in starts.items() if at > now - delay}
+
+
 class PaceHostDoFn(beam.DoFn):
-    """(host, item) -> item, once ``min_delay`` has passed since the host's previous
-    request started, on whichever worker that was.
+    """(lane, item) -> item, once ``min_delay`` has passed since the previous request to
+    the item's host started, on whichever worker that was.
 
-    The time lives in keyed state, and Beam processes one key's elements one at a time,
-    so a host's requests start at least ``min_delay`` apart across all workers. The
-    fetch runs right after, in the same fused stage (no shuffle between), so the
-    recorded time is the request's real start; a host's fetches stay on one worker,
-    which is as fast as ``min_delay`` allows anyway."""
+    The times live in the lane's keyed state, and Beam processes one key's elements one
+    at a time, so a host's requests start at least ``min_delay`` apart across all
+    workers. The fetch runs right after, in the same fused stage (no shuffle between),
+    so the recorded time is the request's real start; a host's fetches stay on one
+    worker, which is as fast as ``min_delay`` allows anyway."""
 
-    LAST_START = ReadModifyWriteStateSpec("last_start", FloatCoder())
+    LAST_STARTS = ReadModifyWriteStateSpec("last_starts", StrUtf8Coder())
 
     def __init__(self, min_delay: float) -> None:
         self.min_delay = min_delay
         self.waited = Metrics.distribution("wirestream", "host_wait_ms")
+        self.kept = Metrics.distribution("wirestream", "pacing_hosts_kept")
 
-    def process(self, element, last_start=beam.DoFn.StateParam(LAST_START)):
-        _host, item = element
-        slept = wait_until((last_start.read() or 0.0) + self.min_delay)
+    def process(self, element, last_starts=beam.DoFn.StateParam(LAST_STARTS)):
+        _lane, item = element
+        host = host_key(item.url)
+        starts = json.loads(last_starts.read() or "{}")
+        slept = wait_until(starts.get(host, 0.0) + self.min_delay)
         self.waited.update(int(slept * 1000))
-        last_start.write(time.time())
+        now = time.time()
+        starts = recent_starts(starts, now, self.min_delay)
+        starts[host] = now
+        last_starts.write(json.dumps(starts))
+        self.kept.update(len(starts))
         yield item
 
 

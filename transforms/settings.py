@@ -201,7 +201,8 @@ class StreamSettings(StrictModel):
         2.0,
         gt=0,
         description="how often feeds are checked for being due (a poll's granularity; "
-        "a host gets at most one feed poll per tick)",
+        "a host gets at most one feed poll per tick, so it is shortened, down to 1 s, "
+        "for a host whose feeds need more)",
     )
     poll_jitter: float = Field(
         0.1, ge=0, lt=1, description="each feed's interval varies by up to this fraction"
