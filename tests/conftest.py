@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -41,8 +42,22 @@ def es_client():
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    _lift_leftover_write_block(client)
     yield client
     client.close()
+
+
+def _lift_leftover_write_block(client) -> None:
+    """Clear the cluster-wide write block that ``test_outages`` sets and lifts: a run killed
+    while it was on (a lost machine, a CI timeout) leaves it in the node's data folder, and
+    every later run would fail on its first write."""
+    settings = client.cluster.get_settings(flat_settings=True)
+    for scope in ("persistent", "transient"):
+        if settings[scope].get("cluster.blocks.read_only") == "true":
+            warnings.warn(
+                f"lifting a {scope} cluster.blocks.read_only left by a killed run", stacklevel=2
+            )
+            client.cluster.put_settings(**{scope: {"cluster.blocks.read_only": None}})
 
 
 def private_settings(tmp_path, **elasticsearch) -> Settings:
@@ -101,6 +116,7 @@ def os_client():
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    _lift_leftover_write_block(client)
     yield client
     client.close()
 

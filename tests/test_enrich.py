@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +18,7 @@ from apache_beam.transforms import window
 from pipeline.config import EnrichSettings
 from pipeline.services.runners import prism_args
 from transforms.article import Article
-from transforms.enrich import TagEntities, load_model, tag_entities
+from transforms.enrich import TagEntities, entities_of, load_model, tag_entities
 from transforms.entity_values import ENTITY_TYPES, clean_entity, load_aliases
 from transforms.normalize import normalize_text
 
@@ -279,3 +280,27 @@ def test_only_ner_runs_and_finds_what_it_found_with_the_shared_embedding(shared_
         assert [entities_of(d) for d in fast.pipe(texts)] == [
             entities_of(d) for d in full.pipe(texts)
         ], language
+
+
+def test_tagging_new_words_leaves_the_model_vocabulary_at_its_size(nlp):
+    """A stream reads new words for weeks; the strings a batch adds must go with it."""
+    rng = random.Random(7)
+
+    def novel_word() -> str:
+        return "".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(4))
+
+    def body() -> str:
+        names = " and ".join(f"{novel_word().title()} {novel_word().title()}" for _ in range(3))
+        words = " ".join(novel_word() for _ in range(120))
+        return f"{names} met in Berlin on Monday. {words}."
+
+    tag_entities(nlp, [_article("", body())], 100_000)  # the first call loads lazy tables
+    articles = [_article("", body()) for _ in range(40)]
+    before = len(nlp.vocab.strings)
+    tagged = tag_entities(nlp, articles, 100_000)
+    assert len(nlp.vocab.strings) == before
+    assert all("berlin" in a.entities.get("places", ()) for a in tagged)
+    # the same texts outside a zone: the same entities, and the vocabulary grows
+    docs = nlp.pipe(f"{a.title}\n\n{a.body}" for a in articles)
+    assert [entities_of(d, None, "en")[0] for d in docs] == [a.entities for a in tagged]
+    assert len(nlp.vocab.strings) > before + 1_000

@@ -203,13 +203,20 @@ def tag_entities(
     max_chars: int,
     batch_size: int = 16,
     aliases: Mapping[str, Mapping[str, str]] | None = None,
-) -> Iterator[Article]:
-    """Yield each article with ``entities`` and ``entity_counts`` filled in."""
+) -> list[Article]:
+    """Return each article with ``entities`` and ``entity_counts`` filled in.
+
+    The batch runs in a spaCy memory zone: the strings its texts add to the model's
+    vocabulary are dropped after it, so a stream that reads new words for weeks keeps the
+    vocabulary at the model's own size (it grew by ~290 strings per 100-word article)."""
     articles = list(articles)
     texts = (f"{a.title}\n\n{a.body}"[:max_chars] for a in articles)
-    for article, doc in zip(articles, nlp.pipe(texts, batch_size=batch_size), strict=True):
-        entities, counts = entities_of(doc, aliases, article.language)
-        yield article.replace(entities=entities, entity_counts=counts)
+    tagged = []
+    with nlp.memory_zone():
+        for article, doc in zip(articles, nlp.pipe(texts, batch_size=batch_size), strict=True):
+            entities, counts = entities_of(doc, aliases, article.language)
+            tagged.append(article.replace(entities=entities, entity_counts=counts))
+    return tagged
 
 
 SEEN_BODIES = 10_000  # bodies whose entities a worker remembers, for exact copies
