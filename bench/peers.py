@@ -20,7 +20,7 @@ them with the English model).
     python bench/peers.py [--records 400] [--processes 2] [--distinct | --copies] [--scaling-only]
 
 ``--distinct`` (default) gives every record a body of its own (a unique word opens each
-paragraph), so no record is a copy of another; ``--copies`` keeps the 129 real pages cycling, as
+paragraph), so no record is a copy of another; ``--copies`` keeps the 127 real pages cycling, as
 archives hold wire copies (the backfill reuses a copy's entities; the script cannot).
 Every configuration writes into throw-away indices created before it is timed (the
 backfill's monthly indices by an untimed first run, as a long backfill creates each once;

@@ -343,6 +343,21 @@ def cmd_summary(args: argparse.Namespace, _beam_args: list[str]) -> int:
     return 0
 
 
+def cmd_sources(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from pipeline.elastic import stats_index_name
+    from pipeline.sources_report import print_sources
+    from transforms.es_client import make_client
+
+    settings = _settings(args)
+    client = make_client(settings.elasticsearch)
+    try:
+        index = stats_index_name(settings.elasticsearch, settings.stats)
+        print_sources(client, index, args.days, args.flagged)
+    finally:
+        client.close()
+    return 0
+
+
 def _kibana_names(args: argparse.Namespace):
     from pipeline.elastic import stats_index_name
     from pipeline.kibana.objects import DEFAULT_ENTITY, Names
@@ -580,6 +595,15 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--config", help="profile YAML (for the Elasticsearch settings)")
     _add_es_flags(summary)
     summary.set_defaults(func=cmd_summary)
+
+    sources = sub.add_parser(
+        "sources", help="print each source's health: yields, walls, drift flags"
+    )
+    sources.add_argument("--config", help="profile YAML (for the stats index)")
+    sources.add_argument("--days", type=int, default=7, help="days to read (default 7)")
+    sources.add_argument("--flagged", action="store_true", help="only flagged sources")
+    _add_es_flags(sources)
+    sources.set_defaults(func=cmd_sources)
 
     kib = sub.add_parser("kibana", help="build, import or check the Kibana saved objects")
     kib.add_argument("action", choices=["build", "import", "check"])

@@ -7,6 +7,8 @@ the ingestion-health index.
 
 from __future__ import annotations
 
+import uuid
+
 import apache_beam as beam
 
 from pipeline.config import Settings
@@ -20,6 +22,7 @@ from transforms.feeds import PollFeeds
 from transforms.fetch import FetchPages
 from transforms.normalize import NormalizeArticles
 from transforms.sinks import WriteToElasticsearch
+from transforms.source_health import TrackSourceHealth
 from transforms.sources.resume import SkipIndexedItems
 from transforms.sources.selection import SkipItemsBefore
 from transforms.stats import WriteIngestionHealth
@@ -42,6 +45,8 @@ def build_stream(
         stream.poll_tick_seconds,
         stream.poll_jitter,
         stop_marker,
+        stream.feed_backoff_max_seconds,
+        stream.adapt_intervals,
     )
     pages = (
         polled["items"]
@@ -81,5 +86,11 @@ def build_stream(
             settings.stats.window_seconds,
             settings.sources,
         )
-        failures = (failures, health) | "AndStatsFailures" >> beam.Flatten()
+        quality = (articles.articles, failures) | "SourceHealth" >> TrackSourceHealth(
+            settings.elasticsearch,
+            stats_index_name(settings.elasticsearch, settings.stats),
+            run=uuid.uuid4().hex[:12],
+            every=settings.stats.window_seconds,
+        )
+        failures = (failures, health, quality) | "AndStatsFailures" >> beam.Flatten()
     failures | "WriteDeadLetters" >> WriteDeadLetters(settings.dead_letter_dir)

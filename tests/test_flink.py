@@ -136,11 +136,12 @@ def test_warc_backfill_on_flink_at_parallelism_2(
     subtasks = _rest(cluster, f"/jobs/{job['jid']}/vertices/{stage['id']}")["subtasks"]
     assert all(s["metrics"]["read-records"] > 0 for s in subtasks), subtasks
 
-    # stories (the pass after the job): records i and i + 129 are the same page under two
+    # stories (the pass after the job): records i and i + n are the same page under two
     # URLs, so each later one is a verbatim copy of the earlier, in its story
     assert "stories: 160 articles in" in out
     by_url = {d["url"]: d for d in docs}
-    copies = [(urls[i], urls[i - 129]) for i in range(129, RECORDS)]
+    n = len(real_page_files(shared_dir))
+    copies = [(urls[i], urls[i - n]) for i in range(n, RECORDS)]
     found = [(c, o) for c, o in copies if by_url[c]["duplicate_of"]]
     assert len(found) >= 25, len(found)
     for copy, original in found:

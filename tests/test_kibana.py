@@ -56,7 +56,14 @@ def test_every_object_parses_and_references_only_the_bundle():
     results = validate_bundle(objects)
     assert [r for r in results if r.status != "ok"] == []
     titles = [o["attributes"]["title"] for o in objects if o["type"] == "dashboard"]
-    assert titles == ["News overview", "Entities", "Places", "Stories", "Ingestion health"]
+    assert titles == [
+        "News overview",
+        "Entities",
+        "Places",
+        "Stories",
+        "Ingestion health",
+        "Source health",
+    ]
 
 
 def test_broken_references_are_reported():
@@ -173,7 +180,7 @@ def test_import_posts_multipart_ndjson_with_auth(fake_kibana):
 
 def test_cli_import_and_offline_check(fake_kibana, tmp_path, capsys):
     assert cli_main(["kibana", "import", "--kibana-url", fake_kibana]) == 0
-    assert "imported 11 saved objects" in capsys.readouterr().out
+    assert "imported 12 saved objects" in capsys.readouterr().out
     assert cli_main(["kibana", "check", "--offline"]) == 0
     stale = tmp_path / "stale.ndjson"
     stale.write_text(BUNDLE.read_text().replace("Top sources", "Top domains", 1))

@@ -188,9 +188,20 @@ def test_stream_writes_health_counts_matching_the_articles(es_client, sample_str
         index=alias, size=0, aggs={"s": {"terms": {"field": "source"}}}, track_total_hits=True
     )
     per_source = {b["key"]: b["doc_count"] for b in articles["aggregations"]["s"]["buckets"]}
-    docs = _stats(es_client, stats_index)
+    every = _stats(es_client, stats_index)
+    docs = [d for d in every if d["stage"] != "source_day"]
     assert docs, "no stats documents"
     assert all(d["window_seconds"] == 5 and d["count"] > 0 for d in docs)
+    # and one source-day document per source (one run, one day): its articles and failures
+    days = {d["source"]: d for d in every if d["stage"] == "source_day"}
+    extracted = Counter()
+    for doc in docs:
+        if doc["stage"] == "extracted":
+            extracted[doc["source"]] += doc["count"]
+    assert {s: d["documents"] for s, d in days.items() if d["documents"]} == dict(extracted)
+    assert all(
+        d["flags"] == [] and d["median_words"] > 150 for d in days.values() if d["documents"]
+    )
     per_stage: Counter = Counter()
     indexed: Counter = Counter()
     for doc in docs:

@@ -47,6 +47,7 @@ from transforms.language import with_language
 from transforms.page_guesses import cheap_guesses, guess_authors, guess_date
 from transforms.page_meta import Author, PageMeta, read_page_meta
 from transforms.urls import canonicalize_url, source_domain
+from transforms.walls import find_paywall, find_wall
 
 Backend = Literal["auto", "trafilatura", "newspaper"]
 #: ``auto`` asks newspaper4k for a second opinion when trafilatura's body has fewer than
@@ -328,6 +329,29 @@ def warm_up(backend: Backend = "auto") -> None:
         extract_article(_WARM_UP_PAGE, "https://warm-up.invalid/a", backend=backend)
 
 
+def article_of(page: Page, backend: Backend = "auto") -> Article:
+    """Return the article of a downloaded or archived ``page``, or raise ``ExtractError``;
+    a wall (``transforms.walls``: archived pages were not screened at fetch) or a paywall
+    stub is no article and fails with its kind as the reason."""
+    wall = find_wall(page.html, page.final_url)
+    if wall is None:
+        try:
+            article = extract_article(
+                page.html, page.final_url, page.fetched_at, page.item, backend=backend
+            )
+        except ExtractError as exc:
+            wall = find_paywall(page.html, 0) if exc.reason == "too_little_text" else None
+            if wall is None:
+                raise
+        else:
+            wall = find_paywall(page.html, len(article.body.split()))
+    if wall:
+        what = wall.kind.replace("_", " ")
+        raise ExtractError(wall.kind, f"{page.url}: {what} ({wall.evidence})")
+    article.page_digest = page.digest
+    return article
+
+
 class ExtractArticleDoFn(beam.DoFn):
     """Page -> Article; pages without an article go to ``dead_letter``."""
 
@@ -341,10 +365,7 @@ class ExtractArticleDoFn(beam.DoFn):
     @guarded("extract")
     def process(self, page: Page):
         try:
-            article = extract_article(
-                page.html, page.final_url, page.fetched_at, page.item, backend=self.backend
-            )
-            article.page_digest = page.digest
+            article = article_of(page, self.backend)
         except ExtractError as exc:
             yield dead_letter(Failure("extract", exc.reason, page.url, str(exc)))
             return

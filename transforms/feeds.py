@@ -34,6 +34,7 @@ from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration, Timestamp
 
 from transforms.article import FeedItem
 from transforms.dead_letters import Failure, dead_letter
+from transforms.feed_hygiene import adapt_interval, note_failure, note_success, publish_hint
 from transforms.fetch import FetchError, fetch_url, make_session
 from transforms.guard import guarded
 from transforms.lifecycle import StopRequest
@@ -54,6 +55,7 @@ class ParsedFeed:
     problem: str = ""
     validators: dict[str, str] = field(default_factory=dict)
     title: str = ""  # the feed's own title
+    hint: float | None = None  # the shortest poll interval the feed asks for (ttl)
 
 
 def entry_authors(entry) -> list[str]:
@@ -122,6 +124,7 @@ def parse_feed(
             )
         )
     problem = ""
+    hint = publish_hint(parsed.feed)
     if parsed.get("bozo"):
         exc = parsed.get("bozo_exception")
         problem = f"{exc.__class__.__name__}: {exc}" if exc else "malformed feed"
@@ -130,6 +133,7 @@ def parse_feed(
         degraded=bool(parsed.get("bozo")),
         problem=problem,
         title=(parsed.feed.get("title") or "").strip(),
+        hint=hint,
     )
 
 
@@ -265,8 +269,11 @@ class PollFeedDoFn(beam.DoFn):
         jitter: float,
         tick: float,
         stop_marker: str | None = None,
+        backoff_max: float = 21_600.0,
+        adapt: bool = True,
     ) -> None:
         self.feeds = {feed.url: feed for feed in feeds}
+        self.backoff_max, self.adapt = backoff_max, adapt
         self.stop_marker = stop_marker
         self.lanes = feeds_by_lane(feeds)
         self.offsets = first_poll_offsets(feeds, tick)
@@ -276,6 +283,7 @@ class PollFeedDoFn(beam.DoFn):
         self.unchanged = Metrics.counter("wirestream", "feeds_unchanged")
         self.degraded = Metrics.counter("wirestream", "feeds_degraded")
         self.items = Metrics.counter("wirestream", "feed_items")
+        self.backed_off = Metrics.counter("wirestream", "feeds_backed_off")
 
     def setup(self) -> None:
         self.session = make_session(self.settings)
@@ -309,7 +317,11 @@ class PollFeedDoFn(beam.DoFn):
                 continue
             feed, entry = self.feeds[url], state[url]
             entry["due"] = next_due_after(
-                entry["due"], time.time(), feed.interval, self.jitter, self.rng
+                entry["due"],
+                time.time(),
+                entry.get("interval", feed.interval),
+                self.jitter,
+                self.rng,
             )
             try:  # written whatever happens: due again at its interval even if it fails
                 yield from self.poll(feed, entry)
@@ -339,9 +351,17 @@ class PollFeedDoFn(beam.DoFn):
         try:
             result = poll_feed(self.session, feed, self.settings, entry["validators"])
         except FetchError as exc:
+            self.back_off(feed, entry, exc.reason)
             yield dead_letter(Failure("poll", exc.reason, feed.url, str(exc)))
             return
         self.polled.inc()
+        failed = note_success(entry)
+        if failed:
+            log.info("feed %s answers again after %d failed polls", feed.url, failed["count"])
+        if self.adapt:
+            published = None if result is None else [i.published_at for i in result.items]
+            hint = None if result is None else result.hint
+            adapt_interval(entry, published, time.time(), feed.interval, feed.max_interval, hint)
         if result is None:
             self.unchanged.inc()
             return
@@ -356,6 +376,22 @@ class PollFeedDoFn(beam.DoFn):
             )
         self.items.inc(len(result.items))
         yield from result.items
+
+    def back_off(self, feed: FeedSpec, entry: dict, reason: str) -> None:
+        """Put a failing feed's next poll off (``transforms.feed_hygiene``) and say so."""
+        now = time.time()
+        wait = note_failure(entry, reason, now, feed.interval, self.backoff_max)
+        entry["due"] = max(entry["due"], now + wait)
+        failing = entry["failing"]
+        if failing["score"] >= 1:
+            self.backed_off.inc()
+            log.warning(
+                "feed %s has failed %d polls in a row (last: %s); next poll in %.0fs",
+                feed.url,
+                failing["count"],
+                reason,
+                wait,
+            )
 
     def sitemap_items(self, spec: SitemapSpec, entry: dict):
         """Poll a sitemap source: its documents' validators are the feed's validators."""
@@ -409,8 +445,11 @@ class PollFeeds(beam.PTransform):
         tick_seconds: float = 2.0,
         jitter: float = 0.1,
         stop_marker: str | None = None,
+        backoff_max: float = 21_600.0,
+        adapt: bool = True,
     ) -> None:
         super().__init__()
+        self.backoff_max, self.adapt = backoff_max, adapt
         self.feeds = feeds
         self.settings = settings
         self.duration = duration
@@ -433,7 +472,15 @@ class PollFeeds(beam.PTransform):
             )
             | "PollDueFeeds"
             >> beam.ParDo(
-                PollFeedDoFn(self.feeds, self.settings, self.jitter, self.tick, self.stop_marker)
+                PollFeedDoFn(
+                    self.feeds,
+                    self.settings,
+                    self.jitter,
+                    self.tick,
+                    self.stop_marker,
+                    self.backoff_max,
+                    self.adapt,
+                )
             ).with_outputs("dead_letter", main="items")
         )
         return {"items": polled.items, "dead_letter": polled.dead_letter}

@@ -6,7 +6,9 @@ deadline over the whole download (``transforms.deadline``), a size cap enforced 
 retries with backoff on 429/5xx, a clear User-Agent, refusal of private,
 loopback and link-local addresses (checked again on every redirect hop) unless the
 settings allow them, and per-host politeness (``transforms.politeness``). Article
-pages are fetched only where robots.txt allows (``transforms.robots``).
+pages are fetched only where robots.txt allows (``transforms.robots``). An answer that
+is a bot challenge, an access denial or a consent page (``transforms.walls``) is a
+failure of its own kind, and its host is left alone for a while (``wall_backoff``).
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from transforms.article import FeedItem, Page
 from transforms.dead_letters import Failure, dead_letter
 from transforms.deadline import Deadline, DeadlineAdapter
 from transforms.guard import guarded
-from transforms.politeness import PaceHostDoFn, gate_for, host_key, pacing_lane
+from transforms.politeness import HostGate, PaceHostDoFn, gate_for, host_key, pacing_lane
 from transforms.robots import RobotsCache
 from transforms.settings import FetchSettings
+from transforms.walls import find_wall
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 MAX_VALIDATOR_CHARS = 256
@@ -56,6 +59,7 @@ class Response:
     headers: dict[str, str]
     body: bytes
     fetched_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    html: str | None = None  # the decoded body of an HTML answer
 
     @property
     def content_type(self) -> str:
@@ -130,6 +134,11 @@ def fetch_url(
 ) -> Response:
     """Return the response for ``url``, or raise ``FetchError`` with a countable reason."""
     gate = gate_for(settings.host_min_delay, settings.host_max_concurrent)
+    left_alone = gate.backed_off(url)
+    if left_alone:
+        raise FetchError(
+            "walled_host", f"{url}: its host answered with a wall; left alone {left_alone:.0f}s"
+        )
     current = url
     with Deadline(settings.deadline) as deadline:
         try:
@@ -144,12 +153,13 @@ def fetch_url(
                         body = _read_capped(resp, current, settings.max_bytes)
                 if deadline.expired:  # the body may look complete when the socket was cut
                     raise FetchError("deadline", "")
-                return Response(
+                response = Response(
                     url=current,
                     status=resp.status_code,
                     headers={k.lower(): v for k, v in resp.headers.items()},
                     body=body,
                 )
+                return refuse_walls(response, url, settings, gate)
         except FetchError:
             if deadline.expired:
                 raise FetchError(
@@ -157,6 +167,25 @@ def fetch_url(
                 ) from None
             raise
     raise FetchError("too_many_redirects", f"{url}: more than {settings.max_redirects} redirects")
+
+
+def refuse_walls(resp: Response, url: str, settings: FetchSettings, gate: HostGate) -> Response:
+    """Return ``resp``, or raise ``FetchError`` (reason: the wall's kind) when it is a bot
+    challenge, an access denial or a consent page, and leave the host alone for a while."""
+    if resp.content_type and resp.content_type not in HTML_TYPES:
+        gate.note_answer(url)
+        return resp
+    resp.html = decode_html(resp.body, resp.headers.get("content-type", ""))
+    wall = find_wall(resp.html, resp.url, resp.status, resp.headers)
+    if wall is None:
+        gate.note_answer(url)
+        return resp
+    seconds = gate.note_wall(url, settings.wall_backoff, settings.wall_backoff_max)
+    raise FetchError(
+        wall.kind,
+        f"{url}: HTTP {resp.status}, {wall.kind.replace('_', ' ')} ({wall.evidence}); "
+        f"its host is left alone for {seconds:.0f}s",
+    )
 
 
 def _get(
@@ -281,7 +310,7 @@ def fetch_page(
         raise FetchError(f"http_{resp.status}", f"{item.url}: HTTP {resp.status}")
     if resp.content_type and resp.content_type not in HTML_TYPES:
         raise FetchError("not_html", f"{item.url}: content type {resp.content_type!r} is not HTML")
-    html = decode_html(resp.body, resp.headers.get("content-type", ""))
+    html = resp.html if resp.html is not None else decode_html(resp.body, "")
     return Page(url=item.url, final_url=resp.url, html=html, fetched_at=resp.fetched_at, item=item)
 
 

@@ -12,7 +12,9 @@ lanes, so a host's polls and pages run on the same worker, where the gate spaces
 worker busy with the previous article started its request late, and the next one,
 on time elsewhere, came 0.24 s after it with a 1 s delay.) Within a worker process,
 :class:`HostGate` caps the requests in flight to a host and applies a longer robots.txt
-``Crawl-delay`` (that one per process: it is learnt where robots.txt was read).
+``Crawl-delay`` (that one per process: it is learnt where robots.txt was read) and
+leaves a host that answers with bot walls alone for a while (the lanes put a host's
+requests on one worker, so that worker's gate sees its walls).
 """
 
 from __future__ import annotations
@@ -105,6 +107,9 @@ class HostGate:
         self._next_start: dict[str, float] = {}
         self._in_flight: dict[str, int] = {}
         self._delays: dict[str, float] = {}
+        # hosts that answered with walls: (walls in a row, back-off end); one per walled
+        # host, dropped at its next normal answer
+        self._walls: dict[str, tuple[int, float]] = {}
 
     def set_delay(self, host: str, seconds: float) -> None:
         """Use ``seconds`` for ``host`` when longer than the default (robots ``Crawl-delay``)."""
@@ -122,7 +127,32 @@ class HostGate:
             return (
                 self._in_flight.get(host, 0) < self.max_concurrent
                 and self._next_start.get(host, 0.0) <= time.monotonic()
+                and not self._backed_off(host)
             )
+
+    def note_wall(self, url: str, base: float, cap: float) -> float:
+        """Leave ``url``'s host alone for ``base`` seconds, doubled for each wall in a row
+        (at most ``cap``); return the back-off."""
+        host = host_key(url)
+        with self._cond:
+            walls = self._walls.get(host, (0, 0.0))[0] + 1
+            seconds = min(base * 2 ** (walls - 1), cap)
+            self._walls[host] = (walls, time.monotonic() + seconds)
+            return seconds
+
+    def note_answer(self, url: str) -> None:
+        """A normal answer from ``url``'s host ends its back-off."""
+        with self._cond:
+            self._walls.pop(host_key(url), None)
+
+    def backed_off(self, url: str) -> float:
+        """Return the seconds ``url``'s host is still left alone for (0 when it is not)."""
+        with self._cond:
+            return self._backed_off(host_key(url))
+
+    def _backed_off(self, host: str) -> float:
+        walls = self._walls.get(host)
+        return max(walls[1] - time.monotonic(), 0.0) if walls else 0.0
 
     @contextmanager
     def slot(self, url: str) -> Iterator[None]:

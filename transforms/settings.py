@@ -34,7 +34,12 @@ class FeedSpec(StrictModel):
 
     url: str
     name: str = ""
-    interval: float = Field(300.0, gt=0, description="seconds between polls")
+    interval: float = Field(
+        300.0, gt=0, description="seconds between polls (the shortest; a quiet feed's grows)"
+    )
+    max_interval: float | None = Field(
+        None, gt=0, description="the longest a quiet feed's interval grows to (default 8x)"
+    )
     language: str | None = None
     tags: list[str] = Field(default_factory=list)
 
@@ -85,6 +90,13 @@ class FetchSettings(StrictModel):
     host_max_concurrent: int = Field(2, gt=0, description="requests in flight to one host")
     respect_robots: bool = Field(True, description="skip article pages robots.txt disallows")
     robots_ttl: float = Field(86_400.0, gt=0, description="seconds a host's robots.txt is cached")
+    wall_backoff: float = Field(
+        60.0,
+        ge=0,
+        description="seconds a host that answered with a bot wall is left alone; doubled for "
+        "each wall in a row (up to wall_backoff_max), reset by a normal answer",
+    )
+    wall_backoff_max: float = Field(3600.0, ge=0, description="the longest wall back-off")
 
 
 #: An Elasticsearch/OpenSearch time value for ``index.refresh_interval`` (-1: never).
@@ -216,6 +228,17 @@ class StreamSettings(StrictModel):
         None,
         description="skip feed items published before this (items without a date are "
         "taken): how far back a first start goes",
+    )
+    adapt_intervals: bool = Field(
+        True,
+        description="poll each feed about as often as it publishes a new item, between its "
+        "interval and max_interval, never faster than its own ttl / sy:updatePeriod",
+    )
+    feed_backoff_max_seconds: float = Field(
+        21_600.0,
+        gt=0,
+        description="the longest a failing feed's next poll is put off (its interval times "
+        "2^score: hard failures count 1, soft 0.5, temporary 0.25; reset on success)",
     )
 
 

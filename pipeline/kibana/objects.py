@@ -62,6 +62,7 @@ class Panel:
     where: tuple[tuple[str, str], ...] = ()  # field == value filters
     search: str = ""  # chart == "search": the saved search's key in SEARCHES
     allow_empty: str = ""  # why no buckets is fine on healthy data (checked, not failed)
+    metric_label: str = ""  # the metric column's label, when not the default
     width: int = 24
     height: int = 12
 
@@ -129,6 +130,8 @@ FIRST_SEEN, STORY_TITLE = Bucket("first_seen", "First seen"), Bucket("title.keyw
 STORY = Bucket("story_id", "Story id", 15)
 DECLARED = Bucket("language_declared", "Declared language", 20)
 MODEL = Bucket("entities_model", "Entity model", 5)
+DAY = Bucket("@timestamp", "Day")
+SOURCE_DAY = (("stage", "source_day"),)
 DASHBOARDS = {
     "news-overview": Dashboard(
         "News overview",
@@ -254,6 +257,77 @@ DASHBOARDS = {
         ),
         time_from="now-24h",
     ),
+    "source-health": Dashboard(
+        "Source health",
+        "What each source yields per day (stage source_day, written by the stream): "
+        "documents, walls, pages without an author, body length, and drift flags naming "
+        "what changed and since when. `wirestream sources` prints the same as a table.",
+        (
+            Panel(
+                "Flagged sources: what changed",
+                "stats",
+                "table",
+                (SOURCE, Bucket("flag_details", "Flag")),
+                where=SOURCE_DAY,
+                metric_label="Day documents",
+                allow_empty="no source drifted in this period",
+                width=48,
+            ),
+            Panel(
+                "Documents per source per day",
+                "stats",
+                "bar_stacked",
+                (DAY, SOURCE),
+                "sum",
+                "documents",
+                where=SOURCE_DAY,
+                metric_label="Documents",
+            ),
+            Panel(
+                "Walls per source (bot challenges, denials, consent, paywalls)",
+                "stats",
+                "bar_horizontal",
+                (SOURCE,),
+                "sum",
+                "walls",
+                where=SOURCE_DAY,
+                metric_label="Walls",
+                allow_empty="no walls in this period",
+            ),
+            Panel(
+                "Articles without an author per source per day",
+                "stats",
+                "line",
+                (DAY, SOURCE),
+                "sum",
+                "no_author",
+                where=SOURCE_DAY,
+                metric_label="Without an author",
+            ),
+            Panel(
+                "Median words per source per day",
+                "stats",
+                "line",
+                (DAY, SOURCE),
+                "max",
+                "median_words",
+                where=SOURCE_DAY,
+                metric_label="Median words",
+            ),
+            Panel(
+                "Failures per source and reason",
+                "stats",
+                "table",
+                (SOURCE, Bucket("reason", "Reason")),
+                "sum",
+                where=(("stage", "failed"),),
+                metric_label="Failures",
+                allow_empty="no failures in this period",
+                width=48,
+            ),
+        ),
+        time_from="now-7d",
+    ),
 }
 
 
@@ -337,7 +411,7 @@ def _lens_columns(panel: Panel, layer: str) -> tuple[dict[str, dict], list[str],
     metric_id = _id(layer, "metric")
     if panel.metric != "count":
         metric: dict[str, Any] = {
-            "label": "Items" if panel.metric_of == "count" else "Sources",
+            "label": panel.metric_label or ("Items" if panel.metric_of == "count" else "Sources"),
             "dataType": "number",
             "operationType": panel.metric,
             "sourceField": panel.metric_of,
@@ -348,7 +422,7 @@ def _lens_columns(panel: Panel, layer: str) -> tuple[dict[str, dict], list[str],
         }
     else:
         metric = {
-            "label": "Articles",
+            "label": panel.metric_label or "Articles",
             "dataType": "number",
             "operationType": "count",
             "sourceField": "___records___",

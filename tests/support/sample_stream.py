@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -39,6 +40,31 @@ def stream_profile(tmp_path, site, settings, interval=5, fetch_timeout=5):
         f"fetch: {{allow_private_addresses: true, timeout: {fetch_timeout}, retries: 0}}\n"
         f"dead_letter_dir: '{tmp_path / 'dead-letter'}'\n"
     )
+    return path
+
+
+def feeds_profile(tmp_path, settings, feeds: dict[str, str], interval: float, **sections) -> Path:
+    """Write a ``wirestream run`` profile for ``feeds`` (name -> URL) into the private
+    index of ``settings``; ``sections`` add to or override its sections (``fetch=...``)."""
+    es = settings.elasticsearch
+    profile = {
+        "feeds": [
+            {"name": name, "url": url, "interval": interval, "language": "en"}
+            for name, url in feeds.items()
+        ],
+        "elasticsearch": {
+            "url": es.url,
+            "index_prefix": es.index_prefix,
+            "alias": es.alias,
+            "batch_size": 20,
+            "max_wait_seconds": 1,
+        },
+        "dead_letter_dir": str(tmp_path / "dead-letter"),
+    }
+    fetch = {"allow_private_addresses": True, "timeout": 5, "retries": 0}
+    profile["fetch"] = fetch | sections.pop("fetch", {})
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump(profile | sections))
     return path
 
 
