@@ -62,8 +62,11 @@ def test_an_interval_follows_the_feed_s_publishing_within_its_bounds():
     quiet: dict = {}
     adapt_interval(quiet, _dates(0), now, 60, None, None)
     for n in range(1, 8):  # nothing new
-        adapt_interval(quiet, None if n % 2 else _dates(0), now + 60 * n, 60, None, None)
-    assert quiet["interval"] == 480  # 8x, the default bound
+        adapt_interval(quiet, None if n % 2 else _dates(0), now + 60 * n, 60, 480, None)
+    assert quiet["interval"] == 480  # its bound
+    unbounded: dict = {}
+    adapt_interval(unbounded, _dates(0), now, 60, None, None)
+    assert adapt_interval(unbounded, None, now + 60, 60, None, None) == 60  # not slowed
     slow: dict = {}
     adapt_interval(slow, _dates(0), now, 60, 3600, None)
     for n in range(1, 20):  # one new item every 5 minutes, polled each minute

@@ -6,7 +6,8 @@ weight to the feed's score (hard 1: the feed is gone or was never one; soft 0.5:
 or walled; temporary 0.25: timeouts, 5xx, a backed-off host), the next poll waits the
 feed's interval times 2^score (capped), and one successful poll resets it. A feed that
 answers is polled at an interval between its configured one (the fastest it is ever
-polled) and ``max_interval`` (8x by default), near the time it takes to publish one new
+polled) and ``max_interval`` (the configured one unless the profile allows more: a slower
+poll costs freshness, so it is the user's to allow), near the time it takes to publish one new
 item, and never faster than the feed's own ``<ttl>`` or ``sy:updatePeriod`` asks. The
 state is a few numbers in the feed's entry of the poll step's keyed state.
 """
@@ -31,7 +32,6 @@ TEMPORARY = frozenset(
     }
 )
 RATE_MEMORY = 0.9  # how much of its publishing rate a feed's previous polls keep
-MAX_INTERVAL_FACTOR = 8.0  # a quiet feed's interval grows to this many times its own
 # sy:updatePeriod in seconds (RSS 1.0 syndication module)
 UPDATE_PERIODS = {
     "hourly": 3600,
@@ -115,7 +115,7 @@ def adapt_interval(
     entry["seconds"] = entry.get("seconds", 0.0) * RATE_MEMORY + (now - last_poll)
     rate = entry["items"] / entry["seconds"]
     lowest = max(interval, hint or 0.0)
-    highest = max(max_interval or interval * MAX_INTERVAL_FACTOR, lowest)
+    highest = max(max_interval or interval, lowest)
     wanted = 1 / rate if rate > 0 else highest
     entry["interval"] = min(max(wanted, lowest), highest)
     return entry["interval"]

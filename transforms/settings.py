@@ -38,7 +38,10 @@ class FeedSpec(StrictModel):
         300.0, gt=0, description="seconds between polls (the shortest; a quiet feed's grows)"
     )
     max_interval: float | None = Field(
-        None, gt=0, description="the longest a quiet feed's interval grows to (default 8x)"
+        None,
+        gt=0,
+        description="the longest a quiet feed's interval may grow to (default: interval, "
+        "so it is not slowed; e.g. 8 x interval lets quiet feeds be polled less)",
     )
     language: str | None = None
     tags: list[str] = Field(default_factory=list)
