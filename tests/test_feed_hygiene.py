@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import apache_beam as beam
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.config import FeedSpec, FetchSettings
@@ -135,3 +136,24 @@ def test_on_prism_a_busy_feed_is_polled_more_than_a_quiet_one_and_a_dead_one_bac
     gaps = [b - a for a, b in zip(polls["dead"], polls["dead"][1:], strict=False)]
     assert counts["dead"] <= 4 and all(g >= 1.8 for g in gaps), polls["dead"]
     assert gaps == sorted(gaps), gaps  # longer each time
+
+
+def test_a_host_that_no_longer_resolves_is_a_hard_failure(monkeypatch):
+    """The resolver is stood in for (no query may leave this machine): what urllib3 gets
+    from it when a name does not exist."""
+    import socket
+
+    from transforms.fetch import FetchError, fetch_url, make_session
+
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if host == "feeds.gone.example":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    settings = FetchSettings(allow_private_addresses=True, retries=0, timeout=2, host_min_delay=0)
+    with pytest.raises(FetchError) as info:
+        fetch_url(make_session(settings), "http://feeds.gone.example/rss", settings)
+    assert info.value.reason == "dns" and failure_weight("dns") == 1.0

@@ -25,7 +25,12 @@ import apache_beam as beam
 import requests
 from apache_beam.metrics import Metrics
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 from urllib3.util.retry import Retry
 
 from transforms.article import FeedItem, Page
@@ -198,7 +203,13 @@ def _get(
     except requests.RequestException as exc:
         if _is_timeout(exc):
             raise FetchError("timeout", f"{url}: no answer within {settings.timeout}s") from None
+        if isinstance(_cause(exc), NameResolutionError):  # the host is gone: a hard failure
+            raise FetchError("dns", f"{url}: cannot resolve its host ({exc})") from None
         raise FetchError("connection", f"{url}: {exc.__class__.__name__}: {exc}") from None
+
+
+def _cause(exc: requests.RequestException) -> object:
+    return getattr(exc.args[0], "reason", None) if exc.args else None
 
 
 def _is_timeout(exc: requests.RequestException) -> bool:
@@ -206,7 +217,7 @@ def _is_timeout(exc: requests.RequestException) -> bool:
     # re-raises as ConnectionError; look at the cause to tell them apart.
     if isinstance(exc, requests.Timeout):
         return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    reason = _cause(exc)
     if isinstance(reason, NewConnectionError):  # a subclass of ConnectTimeoutError
         return False
     return isinstance(reason, (ReadTimeoutError, ConnectTimeoutError))
