@@ -69,8 +69,8 @@ BREAKS = {
     "authors vanish": lambda rng, lengths: page(rng, lengths, author=0.0),
     "bodies halve": lambda rng, lengths: page(rng, lengths, factor=2),
     "bodies a third": lambda rng, lengths: page(rng, lengths, factor=3),
-    "no body": lambda rng, lengths: ("failure", "too_little_text"),
-    "walls": lambda rng, lengths: ("failure", "bot_wall"),
+    "no body": lambda rng, lengths: ("failure", "extract:too_little_text"),
+    "walls": lambda rng, lengths: ("failure", "fetch:bot_wall"),
 }
 
 

@@ -70,12 +70,18 @@ def test_a_redesign_that_drops_authors_and_halves_bodies_is_flagged_within_a_few
 def test_pages_without_a_body_and_walls_are_flagged():
     state = SourceState()
     _feed(state, [_page() for _ in range(40)])
-    raised = _feed(state, [("failure", "too_little_text")] * 12, start=40)
+    raised = _feed(state, [("failure", "extract:too_little_text")] * 12, start=40)
     assert "bodies" in raised and "walls" not in raised
     other = SourceState()
     _feed(other, [_page() for _ in range(40)])
-    raised = _feed(other, [("failure", "bot_wall")] * 12, start=40)
+    raised = _feed(other, [("failure", "fetch:bot_wall")] * 12, start=40)
     assert {"walls", "bodies"} <= set(raised)
+    # pages never asked for (a host left alone), or gone, say nothing of the layout
+    quiet = SourceState()
+    _feed(quiet, [_page() for _ in range(40)])
+    skipped = [("failure", "fetch:walled_host"), ("failure", "fetch:http_404")] * 20
+    assert _feed(quiet, skipped, start=40) == {}
+    assert quiet.counts["n"]["failures"] == 40 and "walls" not in quiet.counts["n"]
 
 
 def test_no_flag_before_a_baseline_or_on_a_source_that_never_had_authors():
@@ -99,14 +105,16 @@ def test_noise_in_a_healthy_source_raises_no_flag():
 
 def test_a_day_document_counts_the_day_and_names_the_flags():
     state = SourceState()
-    _feed(state, [_page(words=300), _page(author=False, words=100), ("failure", "bot_wall")])
-    _feed(state, [("failure", "http_404"), _page(language="de", extractor="newspaper")], start=3)
+    _feed(state, [_page(words=300), _page(author=False, words=100), ("failure", "fetch:bot_wall")])
+    _feed(
+        state, [("failure", "fetch:http_404"), _page(language="de", extractor="newspaper")], start=3
+    )
     action = source_day_action("example.com", state, "run1", "news-stats")
     doc = action["_source"]
     assert action["_index"] == "news-stats" and action["_op_type"] == "index"
     assert (doc["documents"], doc["no_author"], doc["short_body"]) == (3, 1, 1)
     assert (doc["walls"], doc["failures"]) == (1, 2)
-    assert doc["reasons"] == {"bot_wall": 1, "http_404": 1}
+    assert doc["reasons"] == {"fetch:bot_wall": 1, "fetch:http_404": 1}
     assert doc["languages"] == ["de", "en"] and doc["extractors"] == ["newspaper", "trafilatura"]
     assert doc["stage"] == "source_day" and doc["@timestamp"].startswith("2026-11-29")
     again = source_day_action("example.com", SourceState(json.loads(state.to_json())), "run1", "x")
@@ -116,8 +124,8 @@ def test_a_day_document_counts_the_day_and_names_the_flags():
 def test_the_first_wall_of_a_day_is_written_at_once():
     state = SourceState()
     assert tally(state, _page(), NOW)[1] is False
-    assert tally(state, ("failure", "bot_wall"), NOW)[1] is True
-    assert tally(state, ("failure", "bot_wall"), NOW)[1] is False
+    assert tally(state, ("failure", "fetch:bot_wall"), NOW)[1] is True
+    assert tally(state, ("failure", "fetch:bot_wall"), NOW)[1] is False
     tally(state, _page(), NOW + 86_400)  # a new day
     assert state.counts["n"] == {"documents": 1, "no_author": 0, "no_date": 0, "no_title": 0,
                                  "short_body": 0}  # fmt: skip
@@ -138,7 +146,7 @@ def test_the_table_puts_flagged_sources_first_with_what_changed():
             "no_author": 10,
             "failures": 3,
             "walls": 2,
-            "reasons": {"bot_wall": 2, "http_404": 1},
+            "reasons": {"fetch:bot_wall": 2, "fetch:http_404": 1},
             "flag_details": ["authors: share with authors 90% -> 5% since 2026-12-07T10:00:00"],
             "updated_at": "2",
         },
@@ -147,7 +155,7 @@ def test_the_table_puts_flagged_sources_first_with_what_changed():
     assert [r.source for r in rows] == ["broken.example", "quiet.example"]
     table = format_table(rows)
     assert "FLAGGED" in table and "share with authors 90% -> 5%" in table
-    assert "bot_wall 2" in table and "100%" in table and "10%" in table
+    assert "fetch:bot_wall 2" in table and "100%" in table and "10%" in table
 
 
 def _layouts() -> tuple[str, str]:

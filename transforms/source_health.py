@@ -86,10 +86,15 @@ def observe_article(page: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def observe_failure(reason: str) -> dict[str, float]:
-    """Return the signals a fetch or extraction failure gives its source (no page: no
-    author, date or length to average)."""
-    return {"bodies": 0.0, "walls": float(reason in WALL_REASONS)}
+def observe_failure(key: str) -> dict[str, float]:
+    """Return the signals a failure (``<stage>:<reason>``) gives its source: a page
+    without an article, or a wall, says something of the source's pages (nothing of
+    authors, dates or lengths); other fetch failures (a 404, robots.txt, a host left
+    alone after a wall) say nothing of them."""
+    stage, _, reason = key.partition(":")
+    if stage == "extract" or reason in WALL_REASONS:
+        return {"bodies": 0.0, "walls": float(reason in WALL_REASONS)}
+    return {}
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:
@@ -259,7 +264,7 @@ def _stamp(now: float) -> str:
 
 
 def tally(state: SourceState, event: tuple[str, Any], now: float) -> tuple[list[str], bool]:
-    """Count one event (("article", summary) or ("failure", reason)) into ``state``;
+    """Count one event (("article", summary) or ("failure", "<stage>:<reason>")) into ``state``;
     return (flags raised, whether the document should be written at once)."""
     kind, value = event
     state.roll_to(_day(now))
@@ -276,13 +281,15 @@ def tally(state: SourceState, event: tuple[str, Any], now: float) -> tuple[list[
         state.count("languages", value["language"])
         signals = observe_article(value)
     else:
-        reason: str = value
+        key: str = value  # <stage>:<reason>
         state.count("n", "failures")
-        state.count("reasons", reason)
-        if reason in WALL_REASONS:
+        state.count("reasons", key)
+        if key.partition(":")[2] in WALL_REASONS:
             first_wall = not state.counts["n"].get("walls")
             state.count("n", "walls")
-        signals = observe_failure(reason)
+        signals = observe_failure(key)
+        if not signals:
+            return [], False
     raised, cleared = state.add(signals, _stamp(now))
     return raised, bool(raised or cleared or first_wall)
 
@@ -354,7 +361,7 @@ class TrackSourceHealthDoFn(beam.DoFn):
 
 
 def failure_event(failure: Failure) -> tuple[str, tuple[str, str]]:
-    return source_domain(failure.url), ("failure", failure.reason)
+    return source_domain(failure.url), ("failure", failure.key)
 
 
 class TrackSourceHealth(beam.PTransform):
