@@ -25,8 +25,8 @@ from transforms.dead_letters import WriteDeadLetters
 from transforms.enrich import TagEntities
 from transforms.extract import ExtractArticles
 from transforms.fetch import FetchPages
+from transforms.index.sink import WriteToElasticsearch
 from transforms.normalize import NormalizeArticles
-from transforms.sinks import WriteToElasticsearch
 from transforms.sources import saved_feeds, text, url_lists
 from transforms.sources.files import ReadFiles
 from transforms.sources.resume import SkipIndexed
@@ -215,10 +215,10 @@ def run_backfill(
     summary_path: str | None = None,
 ) -> int:
     """Run the backfill to the end (Ctrl-C stops it cleanly); return an exit code."""
-    from pipeline.elastic import bulk_loading
     from pipeline.launcher import job_starter, run_supervised
     from pipeline.progress import BackfillProgress, IndexedSince, ReportingResult
     from pipeline.services.runners import blocking
+    from transforms.index.templates import bulk_loading
 
     started: list[float] = []  # before the job runs: a batch runner returns when it is done
 

@@ -85,15 +85,15 @@ def _add_es_flags(parser: argparse.ArgumentParser) -> None:
 
 def prepare_index(settings: Settings) -> None:
     """Install the index templates, failing early with a clear message if ES is unreachable,
-    then re-offer what an earlier outage sent to dead letters (``pipeline.replay``)."""
-    from pipeline.elastic import (
+    then re-offer what an earlier outage sent to dead letters (``transforms.index.replay``)."""
+    from transforms.index.client import CONNECTION_ERRORS, make_client
+    from transforms.index.replay import replay_transient
+    from transforms.index.templates import (
         TemplateConflict,
         install_index_template,
         install_stats_template,
         install_stories_template,
     )
-    from pipeline.replay import replay_transient
-    from transforms.es_client import CONNECTION_ERRORS, make_client
 
     client = make_client(settings.elasticsearch, retries=1)
     try:
@@ -316,12 +316,12 @@ def cmd_stories(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 def cmd_replay(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from transforms.dead_letters import read_dead_letters
-    from transforms.es_client import make_client
-    from transforms.sinks import bulk_index
+    from transforms.index.bulk import bulk_index
+    from transforms.index.client import make_client
 
     settings = _settings(args)
     records = read_dead_letters(args.files)
-    from pipeline.replay import SINK_STAGES
+    from transforms.index.replay import SINK_STAGES
 
     sink = [r for r in records if r.get("stage") in SINK_STAGES and r.get("payload")]
     actions = [r["payload"] for r in sink]
@@ -344,9 +344,9 @@ def cmd_summary(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def cmd_sources(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from pipeline.elastic import stats_index_name
     from pipeline.sources_report import print_sources
-    from transforms.es_client import make_client
+    from transforms.index.client import make_client
+    from transforms.index.names import stats_index_name
 
     settings = _settings(args)
     client = make_client(settings.elasticsearch)
@@ -359,12 +359,12 @@ def cmd_sources(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def _kibana_names(args: argparse.Namespace):
-    from pipeline.elastic import stats_index_name
     from pipeline.kibana.objects import DEFAULT_ENTITY, Names
+    from transforms.index.names import stats_index_name
 
     settings = _settings(args)
     es = settings.elasticsearch
-    from transforms.assign_stories import stories_index_name
+    from transforms.index.names import stories_index_name
 
     return Names(
         es.alias,
@@ -411,7 +411,7 @@ def cmd_kibana(args: argparse.Namespace, _beam_args: list[str]) -> int:
 def _kibana_check(args: argparse.Namespace, names) -> int:
     from pipeline.kibana.check import check_all
     from pipeline.kibana.objects import BUNDLE, read_ndjson
-    from transforms.es_client import OpenSearchClient, make_client
+    from transforms.index.client import OpenSearchClient, make_client
 
     path = Path(args.file or BUNDLE)
     objects = read_ndjson(path)

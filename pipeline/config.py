@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from transforms import paths
 from transforms.settings import (
     BackfillSettings,
     ElasticsearchSettings,
@@ -44,7 +45,7 @@ __all__ = [
     "load_settings",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = paths.REPO_ROOT
 
 
 class ConfigError(ValueError):
@@ -84,10 +85,11 @@ class Settings(StrictModel):
 
     def with_overrides(self, **sections: Any) -> Settings:
         """Return a copy with some fields of some sections replaced (CLI flags)."""
-        data = self.model_dump()
+        data = self.model_dump(exclude_unset=True)  # what is derived is derived again
         for section, values in sections.items():
-            if isinstance(data.get(section), dict):
-                data[section].update({k: v for k, v in values.items() if v is not None})
+            if isinstance(values, dict):
+                given = {k: v for k, v in values.items() if v is not None}
+                data[section] = {**(data.get(section) or {}), **given}
             elif values is not None:
                 data[section] = values
         return _validate(data, "command-line overrides")

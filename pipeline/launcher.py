@@ -35,7 +35,7 @@ import apache_beam as beam
 from apache_beam.runners.runner import PipelineResult
 
 from pipeline.progress import report_counters, wirestream_counters
-from pipeline.reconcile import check, format_sink, sink_of
+from transforms.index.reconcile import check, format_sink, sink_of
 from transforms.lifecycle import DRAINING
 
 log = logging.getLogger(__name__)

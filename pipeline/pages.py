@@ -16,9 +16,9 @@ from transforms.analysis import SEARCH_FIELD
 from transforms.article import Article
 from transforms.extract import Backend, ExtractError, extract_article
 from transforms.fetch import decode_html
+from transforms.index.documents import to_document
 from transforms.normalize import normalize_article
 from transforms.settings import EnrichSettings
-from transforms.sinks import to_document
 
 
 def read_page(path: str) -> bytes:

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
-from pipeline.reconcile import check, format_sink, index_dead_letters, reconcile
-from transforms.es_client import NOT_FOUND_ERRORS
+from transforms.index.client import NOT_FOUND_ERRORS
+from transforms.index.reconcile import check, format_sink, index_dead_letters, reconcile
 
 if TYPE_CHECKING:
-    from transforms.es_client import SearchClient
+    from transforms.index.client import SearchClient
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class IndexedSince:
     searchable (a backfill refreshes every 30 s); the summary at the end is exact."""
 
     def __init__(self, settings: Settings) -> None:
-        from transforms.es_client import make_client
+        from transforms.index.client import make_client
 
         self.alias = settings.elasticsearch.alias
         self.client = make_client(settings.elasticsearch, retries=0)
@@ -324,7 +324,7 @@ class StreamProgress:
         self.last = now
         try:
             if self.client is None:
-                from transforms.es_client import make_client
+                from transforms.index.client import make_client
 
                 self.client = make_client(self.settings.elasticsearch)
             count = self.client.count(index=self.settings.elasticsearch.alias)["count"]
@@ -345,8 +345,8 @@ class StreamProgress:
 
 def print_summary(settings: Settings) -> None:
     """Print what landed in Elasticsearch: counts, latest titles, top entities."""
-    from pipeline.elastic import summarize
-    from transforms.es_client import make_client
+    from transforms.index.client import make_client
+    from transforms.index.reads import summarize
 
     client = make_client(settings.elasticsearch)
     summary = summarize(client, settings.elasticsearch.alias)

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from transforms.es_client import SearchClient, scan
+from transforms.index.client import SearchClient, scan
 
 
 @dataclass

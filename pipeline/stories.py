@@ -29,12 +29,8 @@ from dateutil import parser as dateparser
 from pipeline.config import Settings
 from pipeline.pages import Enrichment
 from transforms.article import Article
-from transforms.assign_stories import (
-    input_of_document,
-    scan_in_time_order,
-    story_action,
-    write_version,
-)
+from transforms.index.documents import story_action, write_version
+from transforms.index.reads import input_of_document, scan_in_time_order
 from transforms.language import with_language
 from transforms.normalize import normalize_article
 from transforms.stories import (
@@ -160,9 +156,9 @@ def cluster_index(settings: Settings, progress: bool = True) -> PassResult:
     and rewrite ``<prefix>-stories``, removing stories that no longer exist."""
     from tqdm import tqdm
 
-    from pipeline.elastic import install_stories_template
-    from transforms.es_client import make_client, scan
-    from transforms.sinks import bulk_index
+    from transforms.index.bulk import bulk_index
+    from transforms.index.client import make_client, scan
+    from transforms.index.templates import install_stories_template
 
     es = settings.elasticsearch
     started, result = time.monotonic(), PassResult()
@@ -276,8 +272,8 @@ def with_search_copies(client, alias: str, updates: list[dict[str, Any]]) -> Non
 
 def _delete_stale_stories(client, index: str, kept: set[str], es) -> int:
     """Delete the stories documents a pass did not write (stories that merged away)."""
-    from transforms.es_client import scan
-    from transforms.sinks import bulk_index
+    from transforms.index.bulk import bulk_index
+    from transforms.index.client import scan
 
     client.indices.refresh(index=index, ignore_unavailable=True)
     stale = [

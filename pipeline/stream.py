@@ -12,7 +12,6 @@ import uuid
 import apache_beam as beam
 
 from pipeline.config import Settings
-from pipeline.elastic import stats_index_name
 from transforms.assign_stories import AssignStories
 from transforms.dead_letters import WriteDeadLetters
 from transforms.dedupe import DropSeenItems, MergeFeeds
@@ -20,8 +19,9 @@ from transforms.enrich import TagEntities
 from transforms.extract import ExtractArticles
 from transforms.feeds import PollFeeds
 from transforms.fetch import FetchPages
+from transforms.index.names import stats_index_name
+from transforms.index.sink import WriteToElasticsearch
 from transforms.normalize import NormalizeArticles
-from transforms.sinks import WriteToElasticsearch
 from transforms.source_health import TrackSourceHealth
 from transforms.sources.resume import SkipIndexedItems
 from transforms.sources.selection import SkipItemsBefore

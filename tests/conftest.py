@@ -80,7 +80,8 @@ def private_settings(tmp_path, **elasticsearch) -> Settings:
 @pytest.fixture
 def es_settings(es_client, tmp_path) -> Settings:
     """Settings for the real node with a private index prefix and alias, removed after."""
-    from pipeline.elastic import install_index_template, template_name
+    from transforms.index.names import template_name
+    from transforms.index.templates import install_index_template
 
     settings = private_settings(tmp_path, url=ES_URL)
     prefix = settings.elasticsearch.index_prefix
@@ -103,7 +104,7 @@ def os_client():
     """A client of the real local OpenSearch node (``wirestream opensearch start``, which
     the test script runs); fails in CI, skips elsewhere, when it is not running."""
     from pipeline.config import ElasticsearchSettings
-    from transforms.es_client import make_client
+    from transforms.index.client import make_client
 
     client = make_client(ElasticsearchSettings(engine="opensearch", url=OPENSEARCH_URL))
     try:
@@ -124,7 +125,8 @@ def os_client():
 @pytest.fixture
 def os_settings(os_client, tmp_path) -> Settings:
     """Settings for the real OpenSearch node with a private prefix and alias, removed after."""
-    from pipeline.elastic import install_index_template, template_name
+    from transforms.index.names import template_name
+    from transforms.index.templates import install_index_template
 
     settings = private_settings(tmp_path, url=OPENSEARCH_URL, engine="opensearch")
     prefix = settings.elasticsearch.index_prefix

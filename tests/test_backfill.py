@@ -197,8 +197,8 @@ def test_every_core_and_prism_write_identical_documents(
 ):
     """The default runner (a worker process per core) and Prism (one process) turn the
     same archive into the same documents: same ids, same fields, same values."""
-    from pipeline.elastic import template_name
     from tests.support.real_pages import write_real_warc
+    from transforms.index.names import template_name
 
     write_real_warc(tmp_path / "real.warc.gz", shared_dir, 40)
     es = es_settings.elasticsearch

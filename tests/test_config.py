@@ -67,3 +67,21 @@ def test_opensearch_refuses_an_api_key(tmp_path):
     profile.write_text("elasticsearch: {engine: opensearch, api_key: abc}\n")
     with pytest.raises(ConfigError, match="api_key is Elasticsearch's"):
         load_settings(profile)
+
+
+def test_a_profile_with_its_own_prefix_gets_its_own_alias(tmp_path):
+    """Index names follow one rule: a second dataset never joins the first one's alias
+    (with `index_prefix: x` and no alias it used to land in `news`, every dashboard's)."""
+    assert Settings().elasticsearch.alias == "news"
+    profile = tmp_path / "profile.yaml"
+    profile.write_text("elasticsearch: {index_prefix: archive}\n")
+    settings = load_settings(profile)
+    assert settings.elasticsearch.alias == "archive"
+    moved = settings.with_overrides(elasticsearch={"index_prefix": "trial", "url": None})
+    assert (moved.elasticsearch.alias, moved.elasticsearch.url) == (
+        "trial",
+        "http://127.0.0.1:9200",
+    )
+    profile.write_text("elasticsearch: {index_prefix: archive, alias: everything}\n")
+    named = load_settings(profile).with_overrides(elasticsearch={"index_prefix": "trial"})
+    assert named.elasticsearch.alias == "everything"  # set by the user: kept

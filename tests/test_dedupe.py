@@ -97,7 +97,7 @@ def test_merge_feeds_on_prism_records_both_feeds():
 @pytest.mark.integration
 @pytest.mark.runner
 def test_same_article_from_two_feeds_is_one_document(es_client, es_settings):
-    from transforms.sinks import WriteToElasticsearch
+    from transforms.index.sink import WriteToElasticsearch
 
     stream = (
         TestStream()

@@ -16,7 +16,7 @@ from transforms.article import Article
 from transforms.enrich import TagEntities, load_model, tag_entities
 from transforms.gazetteer import Gazetteer, fold, load_gazetteer, write_gazetteer
 from transforms.geocode import geocode_article, resolve_places
-from transforms.sinks import to_action
+from transforms.index.documents import to_action
 
 
 @pytest.fixture(scope="module")

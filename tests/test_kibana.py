@@ -14,7 +14,6 @@ import yaml
 
 from pipeline.cli import main as cli_main
 from pipeline.config import REPO_ROOT
-from pipeline.elastic import INDEX_TEMPLATE, STATS_TEMPLATE, STORIES_TEMPLATE
 from pipeline.kibana.check import check_live, panel_query, validate_bundle
 from pipeline.kibana.objects import (
     BUNDLE,
@@ -26,6 +25,7 @@ from pipeline.kibana.objects import (
     read_ndjson,
     to_ndjson,
 )
+from transforms.index.templates import INDEX_TEMPLATE, STATS_TEMPLATE, STORIES_TEMPLATE
 
 AGGREGATABLE = {"keyword", "date", "long", "integer", "float", "geo_point"}
 

@@ -13,7 +13,8 @@ from tests.support.articles import sample_article
 from tests.support.sample_stream import UNIQUE_ARTICLES
 from tests.support.stories import run_ok
 from transforms.dead_letters import Failure, dead_letter_line, write_dead_letter_file
-from transforms.sinks import bulk_index, to_action
+from transforms.index.bulk import bulk_index
+from transforms.index.documents import to_action
 
 pytestmark = [pytest.mark.integration]
 

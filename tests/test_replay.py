@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.replay import replay_transient
 from tests.support.articles import sample_article
 from transforms.dead_letters import (
     Failure,
@@ -14,7 +13,9 @@ from transforms.dead_letters import (
     read_dead_letters,
     write_dead_letter_file,
 )
-from transforms.sinks import bulk_index, to_action
+from transforms.index.bulk import bulk_index
+from transforms.index.documents import to_action
+from transforms.index.replay import replay_transient
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,10 @@ from transforms.dead_letters import (
     read_dead_letters,
     write_dead_letter_file,
 )
-from transforms.es_client import make_client
-from transforms.sinks import bulk_index, index_for, to_action
+from transforms.index.bulk import bulk_index
+from transforms.index.client import make_client
+from transforms.index.documents import to_action
+from transforms.index.names import index_for
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ import apache_beam as beam
 import pytest
 
 from pipeline.config import FeedSpec
-from pipeline.elastic import install_stats_template
 from transforms.article import Article, FeedItem, Page
 from transforms.dead_letters import Failure
-from transforms.sinks import IndexedDoc, indexed_docs
+from transforms.index.sink import IndexedDoc
+from transforms.index.templates import install_stats_template
 from transforms.stats import (
     StageKey,
     WriteIngestionHealth,
@@ -83,16 +83,6 @@ def test_stats_ids_are_deterministic_per_window_and_key():
         "reason": None,
         "count": 3,
     }
-
-
-def test_indexed_docs_skip_failures_and_duplicate_ids():
-    actions = [
-        {"_id": "1", "_index": "i", "_source": {"source": "a.example", "publisher": "a"}},
-        {"_id": "1", "_index": "i", "_source": {"source": "a.example", "publisher": "a"}},
-        {"_id": "2", "_index": "i", "_source": {"source": "b.example"}},
-    ]
-    failed = [(actions[2], "rejected_400", "bad")]
-    assert indexed_docs(actions, failed) == [IndexedDoc("i", "1", "a.example", "a")]
 
 
 def _stats(es_client, index: str) -> list[dict]:

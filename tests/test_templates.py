@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 
 from pipeline.config import Settings
-from pipeline.elastic import (
+from transforms.index.names import template_name
+from transforms.index.templates import (
     TemplateConflict,
     bulk_loading,
     install_index_template,
     install_stats_template,
-    template_name,
 )
 
 pytestmark = pytest.mark.integration

@@ -99,7 +99,7 @@ def analyzable_languages(client) -> tuple[list[str], list[str]]:
     missing analyzer would make every new index fail. A language left out is still
     searched through ``body``; its ``search.*`` copy is ignored (the mapping is strict).
     """
-    from transforms.es_client import BAD_REQUEST_ERRORS
+    from transforms.index.client import BAD_REQUEST_ERRORS
 
     present = set()
     for analyzer in sorted(set(ANALYZERS.values())):

@@ -18,7 +18,6 @@ stories still open, with every article in them, from the index (their stored
 
 from __future__ import annotations
 
-import heapq
 import logging
 import time
 from collections.abc import Iterator
@@ -31,139 +30,22 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from transforms.article import Article
-from transforms.es_client import make_client, scan
-from transforms.language import canonical_language
+from transforms.index.client import make_client
+from transforms.index.documents import story_action, write_version
+from transforms.index.names import stories_index_name
+from transforms.index.reads import restore_open_stories
+from transforms.index.sink import BulkIndexDoFn
 from transforms.settings import ElasticsearchSettings, StoriesSettings
-from transforms.sinks import BulkIndexDoFn
-from transforms.stories import StoryClusterer, StoryInput, clusterer_of, story_input
+from transforms.stories import StoryClusterer, clusterer_of, story_input
 
 log = logging.getLogger(__name__)
 
 ONE_KEY = "stories"
-# What clustering reads of an indexed article (the body is the bulk of it).
-STORY_FIELDS = [
-    "title",
-    "title_normalized",
-    "body_normalized",
-    "source",
-    "entities",
-    "countries",
-    "language",
-    "published_at",
-    "fetched_at",
-    "story_time",
-    "story_id",
-    "duplicate_of",
-    "copy_group",
-]
-IDS_PER_QUERY = 1000
 
 
 def arrival_order(article: Article) -> tuple:
     """Return the order clustering sees articles in (as the backfill's pass does)."""
     return (article.story_time, article.fetched_at, article.canonical_url)
-
-
-def stories_index_name(es: ElasticsearchSettings) -> str:
-    """Return the stories index: ``<index_prefix>-stories``."""
-    return f"{es.index_prefix}-stories"
-
-
-def story_action(document: dict[str, Any], index: str, version: int) -> dict[str, Any]:
-    """Return the bulk action writing a story's document; the later write wins."""
-    return {
-        "_op_type": "index",
-        "_index": index,
-        "_id": document["story_id"],
-        "_source": document,
-        "version": version,
-        "version_type": "external_gte",
-    }
-
-
-def write_version() -> int:
-    """Return the external version of a story write: now, in epoch milliseconds."""
-    return int(time.time() * 1000)
-
-
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def input_of_document(doc_id: str, source: dict[str, Any]) -> StoryInput:
-    """Return the clustering input of an indexed article (``_source`` with STORY_FIELDS)."""
-    published, fetched = _time(source.get("published_at")), _time(source.get("fetched_at"))
-    when = _time(source.get("story_time"))
-    if when is None:  # indexed before story_time existed: as Article.story_time
-        when = min(published, fetched) if published and fetched else published or fetched
-    return StoryInput(
-        doc_id=doc_id,
-        time=when,
-        title_normalized=source.get("title_normalized") or "",
-        body_normalized=source.get("body_normalized") or "",
-        source=source.get("source") or "",
-        title=source.get("title") or "",
-        entities=source.get("entities") or {},
-        countries=tuple(source.get("countries") or ()),
-        language=canonical_language(source.get("language")),  # older documents: "en-gb"
-    )
-
-
-def restore_open_stories(
-    clusterer: StoryClusterer, client, alias: str, now: datetime
-) -> tuple[int, int]:
-    """Read back into ``clusterer`` the stories whose last article is within its window of
-    ``now``, with all their articles, in time order (as they were first seen, so their
-    vectors come out as before); return (stories, articles) restored."""
-    since = (now - clusterer.window).isoformat()
-    recent = scan(
-        client,
-        alias,
-        {"query": {"range": {"story_time": {"gte": since}}}, "_source": ["story_id"]},
-        ignore_unavailable=True,
-    )
-    story_ids = sorted({hit["_source"].get("story_id") for hit in recent} - {None})
-    chunks = [
-        scan_in_time_order(client, alias, {"terms": {"story_id": story_ids[i : i + IDS_PER_QUERY]}})
-        for i in range(0, len(story_ids), IDS_PER_QUERY)
-    ]
-    articles = 0
-    for hit in heapq.merge(*chunks, key=_time_order):
-        source = hit["_source"]
-        clusterer.restore(
-            input_of_document(hit["_id"], source), source["story_id"], source.get("copy_group")
-        )
-        articles += 1
-    return len(story_ids), articles
-
-
-def _time_order(hit: dict[str, Any]) -> tuple:
-    return tuple(hit["sort"])
-
-
-def scan_in_time_order(client, alias: str, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Yield the articles of ``alias`` matching ``query`` by (story_time, fetched_at,
-    canonical URL): a total order, so a re-run sees them, and names their stories, exactly
-    as before. A copy often carries its original's date: the one fetched first leads."""
-    yield from scan(
-        client,
-        alias,
-        {
-            "query": query,
-            "_source": [*STORY_FIELDS, "canonical_url"],
-            "sort": [
-                {"story_time": {"order": "asc", "missing": "_first"}},
-                {"fetched_at": {"order": "asc", "missing": "_first"}},
-                {"canonical_url": {"order": "asc"}},
-            ],
-        },
-        preserve_order=True,
-        size=500,
-        ignore_unavailable=True,
-    )
 
 
 class AssignStoriesDoFn(beam.DoFn):

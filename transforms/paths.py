@@ -1,4 +1,5 @@
-"""Where wirestream keeps what it builds or downloads once (gazetteer, runners, services)."""
+"""Where wirestream's own files are, and where it keeps what it builds or downloads once
+(gazetteer, runners, services)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import stat
 from pathlib import Path
 
 SYSTEM_CACHE = Path("/var/cache/wirestream")
+REPO_ROOT = Path(__file__).resolve().parents[1]  # configs/, deploy/ (what setup.py ships)
 
 
 def cache_dir() -> Path:

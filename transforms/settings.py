@@ -118,8 +118,12 @@ class ElasticsearchSettings(StrictModel):
     password: str | None = None
     ca_certs: str | None = None
     verify_certs: bool = True
-    index_prefix: str = "news"
-    alias: str = "news"
+    index_prefix: str = Field("news", description="articles go to <index_prefix>-<yyyy.mm>")
+    alias: str = Field(
+        "",
+        description="the alias over the articles indices (default: index_prefix, so a second "
+        "dataset with a prefix of its own never joins the first one's alias)",
+    )
     batch_size: int = Field(200, gt=0)
     max_wait_seconds: float = Field(5.0, gt=0, description="longest a document waits for a batch")
     max_retries: int = Field(5, ge=0, description="the client's retries of one request")
@@ -147,6 +151,8 @@ class ElasticsearchSettings(StrictModel):
     def _engine_auth(self) -> ElasticsearchSettings:
         if self.engine == "opensearch" and self.api_key:
             raise ValueError("api_key is Elasticsearch's; OpenSearch takes username and password")
+        if not self.alias:  # derived, not set: an override of the prefix moves it too
+            object.__setattr__(self, "alias", self.index_prefix)
         return self
 
 

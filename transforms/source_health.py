@@ -41,8 +41,8 @@ from apache_beam.utils.timestamp import Timestamp
 
 from transforms.article import Article
 from transforms.dead_letters import Failure
+from transforms.index.sink import BulkIndexDoFn
 from transforms.settings import ElasticsearchSettings
-from transforms.sinks import BulkIndexDoFn
 from transforms.urls import source_domain
 from transforms.walls import ACCESS_DENIED, BOT_WALL, CONSENT_WALL, PAYWALL
 

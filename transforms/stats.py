@@ -31,8 +31,8 @@ from apache_beam.utils.timestamp import Timestamp
 
 from transforms.article import Article, FeedItem, Page
 from transforms.dead_letters import Failure
+from transforms.index.sink import BulkIndexDoFn, IndexedDoc
 from transforms.settings import ElasticsearchSettings, FeedSpec
-from transforms.sinks import BulkIndexDoFn, IndexedDoc
 from transforms.urls import source_domain
 
 STAGES = ("polled", "fetched", "extracted", "indexed", "failed")

@@ -12,8 +12,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from elasticsearch import Elasticsearch
-
 from pipeline.kibana.objects import (
     DASHBOARDS,
     ENTITY_FIELDS,
@@ -23,6 +21,7 @@ from pipeline.kibana.objects import (
     Panel,
     build_objects,
 )
+from transforms.index.client import Elasticsearch  # the check is Elasticsearch-only
 
 # Why an index may be absent on healthy data (its panels are then "empty", not failed).
 MAY_BE_ABSENT = {"stats": "only a running stream writes it, a backfill does not"}

@@ -21,7 +21,8 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.article import Article, FeedItem, Page
 from transforms.batching import BatchingDoFn
-from transforms.es_client import make_client
+from transforms.index.client import make_client
+from transforms.index.reads import indexed_keys, indexed_urls
 from transforms.settings import ElasticsearchSettings
 from transforms.sources.records import count_skip
 
@@ -33,43 +34,6 @@ def resume_key(element: Page | Article) -> tuple[str, str]:
     if isinstance(element, Page):
         return element.url, element.digest
     return element.url, element.page_digest
-
-
-def indexed_keys(client, alias: str, urls: list[str]) -> set[tuple[str, str]]:
-    """Return the (url, page_digest) pairs of the documents under ``alias`` with ``urls``."""
-    response = client.options(ignore_status=404).search(
-        index=alias,
-        query={"terms": {"url": urls}},
-        source=["url", "page_digest"],
-        size=min(10 * len(urls), 10_000),
-        ignore_unavailable=True,
-        allow_no_indices=True,
-    )
-    hits = response.get("hits", {}).get("hits", [])
-    return {(h["_source"].get("url"), h["_source"].get("page_digest")) for h in hits}
-
-
-def indexed_urls(client, alias: str, urls: list[str]) -> set[str]:
-    """Return which of ``urls`` are indexed under ``alias``, as ``url`` or ``canonical_url``."""
-    response = client.options(ignore_status=404).search(
-        index=alias,
-        query={
-            "bool": {
-                "should": [{"terms": {"url": urls}}, {"terms": {"canonical_url": urls}}],
-                "minimum_should_match": 1,
-            }
-        },
-        source=["url", "canonical_url"],
-        size=min(2 * len(urls), 10_000),
-        ignore_unavailable=True,
-        allow_no_indices=True,
-    )
-    found = {
-        value
-        for hit in response.get("hits", {}).get("hits", [])
-        for value in (hit["_source"].get("url"), hit["_source"].get("canonical_url"))
-    }
-    return found & set(urls)
 
 
 class SkipIndexedDoFn(BatchingDoFn):

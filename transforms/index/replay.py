@@ -15,9 +15,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.config import ElasticsearchSettings
 from transforms.dead_letters import dead_letter_paths, read_dead_letter_file, write_dead_letter_file
-from transforms.sinks import SUPERSEDED, bulk_index
+from transforms.index.bulk import SUPERSEDED, bulk_index
+from transforms.settings import ElasticsearchSettings
 
 TRANSIENT = "unavailable"
 SINK_STAGES = ("index", "stats", "stories")  # the articles, ingestion-health, stories sinks

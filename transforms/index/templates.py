@@ -10,10 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import REPO_ROOT, ElasticsearchSettings, StatsSettings
 from transforms.analysis import analyzable_languages, with_search_mapping
-from transforms.assign_stories import stories_index_name
-from transforms.es_client import REQUEST_ERRORS, SearchClient, error_reason
+from transforms.index.client import REQUEST_ERRORS, SearchClient, error_reason
+from transforms.index.names import stats_index_name, stories_index_name, template_name
+from transforms.paths import REPO_ROOT
+from transforms.settings import ElasticsearchSettings, StatsSettings
 
 INDEX_TEMPLATE = REPO_ROOT / "configs" / "index-template.json"
 STATS_TEMPLATE = REPO_ROOT / "configs" / "stats-template.json"
@@ -50,7 +51,7 @@ class TemplateConflict(RuntimeError):
 
 
 def _put_template(client: SearchClient, name: str, **body: Any) -> None:
-    from transforms.es_client import BAD_REQUEST_ERRORS
+    from transforms.index.client import BAD_REQUEST_ERRORS
 
     try:
         client.indices.put_index_template(name=name, **body)
@@ -63,10 +64,6 @@ def _put_template(client: SearchClient, name: str, **body: Any) -> None:
             f"{body['priority']}) overlaps another template of the same priority: {reason}. "
             "Choose an index_prefix that does not overlap, or delete the other template."
         ) from None
-
-
-def template_name(settings: ElasticsearchSettings) -> str:
-    return f"wirestream-{settings.index_prefix}"
 
 
 def install_index_template(
@@ -107,7 +104,7 @@ def bulk_loading(settings: ElasticsearchSettings) -> Iterator[None]:
     indices cost the node half its CPU on bench/peers.py). After, even on an error or
     Ctrl-C: ``refresh_interval`` again, and everything written is searchable. A killed
     backfill leaves the slower interval, which the next job's preparation undoes."""
-    from transforms.es_client import make_client
+    from transforms.index.client import make_client
 
     client = make_client(settings, retries=1)
     try:
@@ -127,11 +124,6 @@ def bulk_loading(settings: ElasticsearchSettings) -> Iterator[None]:
             )
         finally:
             client.close()
-
-
-def stats_index_name(es: ElasticsearchSettings, stats: StatsSettings) -> str:
-    """Return the ingestion-health index: ``stats.index``, else ``<index_prefix>-stats``."""
-    return stats.index or f"{es.index_prefix}-stats"
 
 
 def _install_single_index_template(client: SearchClient, index: str, path: Path) -> str:
@@ -159,32 +151,3 @@ def install_stats_template(
 def install_stories_template(client: SearchClient, es: ElasticsearchSettings) -> str:
     """Create or update the template of the stories index; return the index name."""
     return _install_single_index_template(client, stories_index_name(es), STORIES_TEMPLATE)
-
-
-def summarize(client: SearchClient, alias: str, top: int = 5) -> dict[str, Any]:
-    """Return what landed: counts per source and publisher, latest titles, top entities."""
-    client.indices.refresh(index=alias, ignore_unavailable=True)
-    aggs = {
-        "sources": {"terms": {"field": "source", "size": 50}},
-        "publishers": {"terms": {"field": "publisher", "size": 50}},
-    }
-    for field in ("people", "organizations", "places"):
-        aggs[field] = {"terms": {"field": f"entities.{field}", "size": top}}
-    result = client.search(
-        index=alias,
-        size=top,
-        sort=[{"published_at": {"order": "desc", "missing": "_last"}}],
-        source_includes=["title", "source", "published_at"],
-        aggs=aggs,
-        track_total_hits=True,
-        ignore_unavailable=True,
-    )
-    buckets = {
-        name: [(b["key"], b["doc_count"]) for b in agg["buckets"]]
-        for name, agg in result.get("aggregations", {}).items()
-    }
-    return {
-        "total": result["hits"]["total"]["value"],
-        "titles": [h["_source"] for h in result["hits"]["hits"]],
-        **buckets,
-    }

@@ -2,7 +2,7 @@
 
 One retry layer per caller: commands and look-ups let the client retry a request
 (``settings.max_retries``); the bulk sink asks for a client without retries and retries
-whole batches itself for a bounded time (``transforms.sinks.bulk_index``), so one batch
+whole batches itself for a bounded time (``transforms.index.bulk.bulk_index``), so one batch
 never multiplies into dozens of requests.
 
 Elasticsearch is reached with elasticsearch-py; OpenSearch (``engine: opensearch``) with

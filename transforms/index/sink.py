@@ -19,30 +19,25 @@ order the workers write them in, and an older copy is counted as superseded.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timezone
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.analysis import search_fields
-from transforms.article import Article
 from transforms.batching import BatchingDoFn
 from transforms.dead_letters import FAILED, Failure, dead_letter
-from transforms.es_client import TRANSPORT_ERRORS, make_client, streaming_bulk, transient
+from transforms.index.bulk import SUPERSEDED, bulk_index, count_wait
+from transforms.index.client import make_client
+from transforms.index.documents import to_action
 from transforms.settings import ElasticsearchSettings
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF = 30.0  # seconds between two tries of one batch during an outage
-SUPERSEDED = "superseded"  # a version conflict: an equal or newer copy is indexed
 RECENT_IDS = 100_000  # per writer: ids written lately, to count repeats without a request
 # One element sent through the sink at start-up, alone, so that its counters reach the
 # runner before real bundles do. Prism (2.77) parks the values of a counter it has not
@@ -53,161 +48,6 @@ WARM_UP = None
 WARM_UP_REASONS = ("unavailable", "rejected_400")  # the sink's usual dead-letter reasons
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).isoformat() if value else None
-
-
-def index_for(article: Article, prefix: str) -> str:
-    """Return the monthly index name for ``article``'s publish date."""
-    if article.published_at is None:
-        return f"{prefix}-undated"
-    return f"{prefix}-{article.published_at.astimezone(timezone.utc):%Y.%m}"
-
-
-def to_document(article: Article) -> dict[str, Any]:
-    """Return the Elasticsearch document for ``article``."""
-    return {
-        "url": article.url,
-        "canonical_url": article.canonical_url,
-        "source": article.source,
-        "publisher": article.publisher or None,
-        "feed_url": article.feed_url,
-        "feed_urls": article.feed_urls or ([article.feed_url] if article.feed_url else []),
-        "title": article.title,
-        "title_normalized": article.title_normalized,
-        "body": article.body,
-        "body_normalized": article.body_normalized,
-        "authors": article.authors,
-        "published_at": _iso(article.published_at),
-        "fetched_at": _iso(article.fetched_at),
-        "language": article.language,
-        "language_declared": article.language_declared,
-        "language_confidence": article.language_confidence,
-        "extractor": article.extractor or None,
-        "tags": article.tags,
-        "top_image": article.top_image,
-        "word_count": article.word_count,
-        "body_truncated": article.body_truncated,
-        "content_hash": article.content_hash,
-        "page_digest": article.page_digest or None,
-        "entities": article.entities,
-        "entity_counts": article.entity_counts,
-        "entities_model": article.entities_model,
-        "entities_skipped": article.entities_skipped,
-        "locations": article.locations,
-        "countries": article.countries,
-        "story_time": _iso(article.story_time),
-        "story_id": article.story_id,
-        "duplicate_of": article.duplicate_of,
-        "copy_group": article.copy_group,
-        **search_fields(article.title, article.body, article.language),
-    }
-
-
-def crawl_version(article: Article) -> int:
-    """Return the external version of ``article``: its fetch time in epoch milliseconds."""
-    return max(int(article.fetched_at.timestamp() * 1000), 1)
-
-
-def to_action(article: Article, prefix: str, versioned: bool = False) -> dict[str, Any]:
-    """Return the bulk ``index`` action for ``article`` (external version if ``versioned``)."""
-    action: dict[str, Any] = {
-        "_op_type": "index",
-        "_index": index_for(article, prefix),
-        "_id": article.doc_id,
-        "_source": to_document(article),
-    }
-    if versioned:
-        action |= {"version": crawl_version(article), "version_type": "external_gte"}
-    return action
-
-
-def count_wait(seconds: float) -> None:
-    """Count ``seconds`` the sink waited for Elasticsearch (``sink_waited_ms``)."""
-    Metrics.counter("wirestream", "sink_waited_ms").inc(int(seconds * 1000))
-
-
-def bulk_index(
-    client,
-    actions: list[dict[str, Any]],
-    settings: ElasticsearchSettings,
-    on_wait: Callable[[float], None] = count_wait,
-):
-    """Index ``actions`` (distinct ids); return (indexed count, [(action, reason, detail)]
-    that were not indexed). ``on_wait`` is told each wait between tries.
-
-    What may heal is retried with exponential backoff (up to ``MAX_BACKOFF`` seconds)
-    for ``settings.retry_seconds``: the node down or unreachable, timeouts, 429, 5xx and
-    write blocks (``cluster_block_exception``, e.g. a disk flood-stage block). While it
-    waits the calling stage waits too, which holds back the stages feeding it. Only
-    then are the documents reported ``unavailable``. A rejection (mapping conflict,
-    oversized document) is reported at once; a version conflict as ``superseded``: not
-    an error, a newer copy is already there.
-    """
-    pending = {action["_id"]: action for action in actions}
-    indexed, failed = 0, []
-    last: tuple[int | str, str] = ("N/A", "")
-    started, attempt = time.monotonic(), 0
-    while True:
-        retry: dict[str, dict[str, Any]] = {}
-        try:
-            for ok, info in streaming_bulk(
-                client,
-                list(pending.values()),
-                chunk_size=max(len(pending), 1),
-                raise_on_error=False,
-                raise_on_exception=False,
-                max_retries=0,  # the loop below is the one retry layer
-            ):
-                (result,) = info.values()
-                doc_id = result.get("_id")
-                if ok:
-                    indexed += 1
-                    pending.pop(doc_id, None)
-                    continue
-                status = result.get("status", "N/A")
-                error = result.get("error") or result.get("exception")
-                reason = json.dumps(error, default=str)
-                if transient(status, reason):
-                    retry[doc_id] = pending.pop(doc_id)
-                    last = (status, reason[:1000])
-                elif status == 409 and "version_conflict" in reason:
-                    failed.append((pending.pop(doc_id), SUPERSEDED, reason[:1000]))
-                else:
-                    failed.append((pending.pop(doc_id), f"rejected_{status}", reason[:1000]))
-        except TRANSPORT_ERRORS as exc:  # node down or unreachable: the whole request failed
-            last = ("N/A", f"{exc.__class__.__name__}: {exc}"[:1000])
-        retry.update(pending)
-        if not retry:
-            return indexed, failed
-        pending = retry
-        delay = min(2.0**attempt, MAX_BACKOFF)
-        waited = time.monotonic() - started
-        if waited + delay > settings.retry_seconds:
-            break
-        log.warning(
-            "Elasticsearch cannot take %d documents yet (%s%s); retrying in %.0fs "
-            "(waiting %.0fs so far, up to %.0fs)",
-            len(pending),
-            last[0],
-            " write block" if "cluster_block" in last[1] else "",
-            delay,
-            waited,
-            settings.retry_seconds,
-        )
-        time.sleep(delay)
-        on_wait(delay)
-        attempt += 1
-    log.error(
-        "Elasticsearch still cannot take %d documents after %.0fs (%s); they go to dead letters",
-        len(pending),
-        time.monotonic() - started,
-        last[0],
-    )
-    failed.extend((action, "unavailable", last[1]) for action in pending.values())
-    return indexed, failed
-
-
 @dataclasses.dataclass(frozen=True)
 class IndexedDoc:
     """One document Elasticsearch accepted: enough to count what landed per source."""
@@ -216,22 +56,6 @@ class IndexedDoc:
     doc_id: str
     source: str | None = None
     publisher: str | None = None
-
-
-def indexed_docs(actions: list[dict[str, Any]], failed: list[tuple]) -> list[IndexedDoc]:
-    """Return one ``IndexedDoc`` per distinct ``_id`` in ``actions`` that did not fail."""
-    failed_ids = {action["_id"] for action, _reason, _detail in failed}
-    by_id = {action["_id"]: action for action in actions}
-    return [
-        IndexedDoc(
-            action["_index"],
-            doc_id,
-            action["_source"].get("source"),
-            action["_source"].get("publisher"),
-        )
-        for doc_id, action in by_id.items()
-        if doc_id not in failed_ids
-    ]
 
 
 def _better(action: dict[str, Any], kept: dict[str, Any]) -> bool:
