@@ -316,26 +316,14 @@ def cmd_stories(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 def cmd_replay(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from transforms.dead_letters import read_dead_letters
-    from transforms.index.bulk import bulk_index
     from transforms.index.client import make_client
+    from transforms.index.replay import replay_records
 
     settings = _settings(args)
-    records = read_dead_letters(args.files)
-    from transforms.index.replay import SINK_STAGES
-
-    sink = [r for r in records if r.get("stage") in SINK_STAGES and r.get("payload")]
-    actions = [r["payload"] for r in sink]
-    others = [r for r in records if r not in sink]
     client = make_client(settings.elasticsearch, retries=0)  # bulk_index retries batches
-    indexed, failed = bulk_index(client, actions, settings.elasticsearch) if actions else (0, [])
-    print(f"re-indexed {indexed} of {len(actions)} documents; {len(failed)} still failing")
-    for action, reason, _detail in failed[:10]:
-        print(f"  {reason}: {action['_source'].get('canonical_url')}")
-    if others:
-        print(f"{len(others)} records from other stages (fetch/extract) name URLs to fetch again:")
-        for record in others[:10]:
-            print(f"  {record['stage']} {record['reason']}: {record['url']}")
-    return 0 if not failed else 1
+    done = replay_records(client, read_dead_letters(args.files), settings.elasticsearch)
+    print("\n".join(done.lines()))
+    return 0 if not done.failed else 1
 
 
 def cmd_summary(args: argparse.Namespace, _beam_args: list[str]) -> int:

@@ -35,7 +35,7 @@ import apache_beam as beam
 from apache_beam.runners.runner import PipelineResult
 
 from pipeline.progress import report_counters, wirestream_counters
-from transforms.index.reconcile import check, format_sink, sink_of
+from transforms.index.reconcile import TO_INDEX, check, failures, format_sink, sink_of
 from transforms.lifecycle import DRAINING
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def _run_job(
     if errors:
         raise errors[0]
     totals = report_counters(result)
-    if "to_index" in totals and not getattr(result, "reconciled", False):
+    if TO_INDEX in totals and not getattr(result, "reconciled", False):
         sink = sink_of(totals)
         print(format_sink(sink), flush=True)
         check(sink, "see the log for the failing stage")
@@ -136,12 +136,11 @@ def items_in_flight(totals: dict[str, int]) -> int | None:
     if "feed_items" not in totals:
         return None
     entered = totals["feed_items"] - totals.get("items_duplicate", 0)
-    ended = totals.get("to_index", 0) + sum(
-        value
-        for key, value in totals.items()
-        if key.startswith("skipped.")
-        or (key.startswith("failed.") and not key[7:].startswith(NOT_ITEM_FAILURES))
+    skipped = sum(value for key, value in totals.items() if key.startswith("skipped."))
+    failed = sum(
+        value for key, value in failures(totals).items() if not key.startswith(NOT_ITEM_FAILURES)
     )
+    ended = totals.get(TO_INDEX, 0) + skipped + failed
     return entered - ended
 
 

@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
 from transforms.index.client import NOT_FOUND_ERRORS
-from transforms.index.reconcile import check, format_sink, index_dead_letters, reconcile
+from transforms.index.reconcile import (
+    INDEXED,
+    SUPERSEDED_COPIES,
+    TO_INDEX,
+    WAITED_MS,
+    check,
+    format_sink,
+    index_dead_letters,
+    reconcile,
+)
 
 if TYPE_CHECKING:
     from transforms.index.client import SearchClient
@@ -70,8 +79,8 @@ def summarize(counters: dict[tuple[str, str], int]) -> dict:
     def count(name: str, namespace: str = "wirestream") -> int:
         return counters.get((namespace, name), 0)
 
-    superseded = count("index_superseded")
-    summary: dict[str, Any] = {name: count(name) for name in ("read", "extracted", "indexed")}
+    superseded = count(SUPERSEDED_COPIES)
+    summary: dict[str, Any] = {name: count(name) for name in ("read", "extracted", INDEXED)}
     summary["duplicates"] = count("duplicates") + superseded
     summary["skipped"] = by_reason("wirestream.skipped")
     summary["failed"] = by_reason("wirestream.failed")
@@ -85,11 +94,11 @@ def summarize(counters: dict[tuple[str, str], int]) -> dict:
         + sum(summary["failed"].values())
     )
     summary["sink"] = reconcile(
-        count("to_index"),
-        summary["indexed"],
+        count(TO_INDEX),
+        summary[INDEXED],
         superseded,
         index_dead_letters(summary["failed"]),
-        count("sink_waited_ms"),
+        count(WAITED_MS),
     )
     return summary
 

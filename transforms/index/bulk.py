@@ -11,6 +11,7 @@ from typing import Any
 from apache_beam.metrics import Metrics
 
 from transforms.index.client import TRANSPORT_ERRORS, streaming_bulk, transient
+from transforms.index.reconcile import WAITED_MS
 from transforms.settings import ElasticsearchSettings
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ SUPERSEDED = "superseded"  # a version conflict: an equal or newer copy is index
 
 def count_wait(seconds: float) -> None:
     """Count ``seconds`` the sink waited for Elasticsearch (``sink_waited_ms``)."""
-    Metrics.counter("wirestream", "sink_waited_ms").inc(int(seconds * 1000))
+    Metrics.counter("wirestream", WAITED_MS).inc(int(seconds * 1000))
 
 
 def bulk_index(

@@ -3,6 +3,22 @@ Elasticsearch sink was acknowledged, superseded by another copy, or dead-lettere
 
 from __future__ import annotations
 
+# The counters the sink writes (namespace ``wirestream``) and the run reads back by name.
+TO_INDEX = "to_index"  # documents that entered the sink
+INDEXED = "indexed"  # acknowledged by the index
+SUPERSEDED_COPIES = "index_superseded"  # a copy of another, or older than what is indexed
+WAITED_MS = "sink_waited_ms"  # time batches waited for the node (outages, write blocks)
+FAILED_PREFIX = "failed."  # then ``<stage>:<reason>`` (``transforms.dead_letters``)
+
+
+def failures(totals: dict[str, int]) -> dict[str, int]:
+    """Return the ``failed`` counters of a job's totals by ``<stage>:<reason>``."""
+    return {
+        key.removeprefix(FAILED_PREFIX): value
+        for key, value in totals.items()
+        if key.startswith(FAILED_PREFIX)
+    }
+
 
 class ReconciliationError(RuntimeError):
     """Documents entered the sink but were neither acknowledged nor dead-lettered."""
@@ -33,13 +49,12 @@ def index_dead_letters(failed: dict[str, int]) -> int:
 def sink_of(totals: dict[str, int]) -> dict:
     """Return the sink's reconciliation from a job's counters by name (``to_index``,
     ``indexed``, ``index_superseded``, ``failed.index:*``, ``sink_waited_ms``)."""
-    failed = {key[7:]: value for key, value in totals.items() if key.startswith("failed.")}
     return reconcile(
-        totals.get("to_index", 0),
-        totals.get("indexed", 0),
-        totals.get("index_superseded", 0),
-        index_dead_letters(failed),
-        totals.get("sink_waited_ms", 0),
+        totals.get(TO_INDEX, 0),
+        totals.get(INDEXED, 0),
+        totals.get(SUPERSEDED_COPIES, 0),
+        index_dead_letters(failures(totals)),
+        totals.get(WAITED_MS, 0),
     )
 
 

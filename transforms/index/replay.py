@@ -74,6 +74,45 @@ def _replay_file(
     FileSystems.rename([path], [path + ".replayed"])
 
 
+@dataclass
+class ReplayedFiles:
+    """What ``wirestream replay`` did: documents re-indexed, those still failing, and the
+    records of other stages (URLs to fetch again, not documents)."""
+
+    offered: int
+    indexed: int
+    failed: list[tuple[dict[str, Any], str, str]]
+    others: list[dict[str, Any]]
+
+    def lines(self, shown: int = 10) -> list[str]:
+        """Return the report: counts, then a few failing documents and other records."""
+        lines = [
+            f"re-indexed {self.indexed} of {self.offered} documents; "
+            f"{len(self.failed)} still failing"
+        ]
+        lines += [
+            f"  {reason}: {action['_source'].get('canonical_url')}"
+            for action, reason, _ in self.failed[:shown]
+        ]
+        if self.others:
+            lines.append(
+                f"{len(self.others)} records from other stages (fetch/extract) name URLs "
+                "to fetch again:"
+            )
+            lines += [f"  {r['stage']} {r['reason']}: {r['url']}" for r in self.others[:shown]]
+        return lines
+
+
+def replay_records(client, records: list[dict[str, Any]], settings: ElasticsearchSettings):
+    """Re-index the sinks' documents in dead-letter ``records`` (any reason: after a fix,
+    a rejection may pass); return a ``ReplayedFiles``."""
+    sink = [r for r in records if r.get("stage") in SINK_STAGES and r.get("payload")]
+    actions = [r["payload"] for r in sink]
+    indexed, failed = bulk_index(client, actions, settings) if actions else (0, [])
+    others = [r for r in records if r not in sink]
+    return ReplayedFiles(len(actions), indexed, failed, others)
+
+
 def replay_transient(client, directory: str, settings: ElasticsearchSettings) -> Replayed:
     """Replay the transient index dead letters under ``directory``; return the counts."""
     from apache_beam.io.filesystems import FileSystems

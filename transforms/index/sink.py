@@ -34,6 +34,7 @@ from transforms.dead_letters import FAILED, Failure, dead_letter
 from transforms.index.bulk import SUPERSEDED, bulk_index, count_wait
 from transforms.index.client import make_client
 from transforms.index.documents import to_action
+from transforms.index.reconcile import INDEXED, SUPERSEDED_COPIES, TO_INDEX
 from transforms.settings import ElasticsearchSettings
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,8 @@ class _Writer:
     def __init__(self, settings: ElasticsearchSettings, namespace: str, stage: str) -> None:
         self.settings = settings
         self.stage = stage
-        self.indexed = Metrics.counter(namespace, "indexed")
-        self.superseded = Metrics.counter(namespace, "index_superseded")
+        self.indexed = Metrics.counter(namespace, INDEXED)
+        self.superseded = Metrics.counter(namespace, SUPERSEDED_COPIES)
         self.batch_sizes = Metrics.distribution(namespace, "bulk_batch_size")
         self.recent: OrderedDict[str, int] = OrderedDict()
 
@@ -218,7 +219,7 @@ class IndexArticlesDoFn(BatchingDoFn):
         self.emit_indexed = emit_indexed
         self.max_batch = settings.batch_size
         self.max_wait = settings.max_wait_seconds
-        self.received = Metrics.counter("wirestream", "to_index")
+        self.received = Metrics.counter("wirestream", TO_INDEX)
 
     def setup(self) -> None:
         self.writer = _Writer(self.settings, "wirestream", "index")
