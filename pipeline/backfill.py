@@ -25,7 +25,7 @@ from transforms.dead_letters import WriteDeadLetters
 from transforms.enrich import TagEntities
 from transforms.extract import ExtractArticles
 from transforms.fetch import FetchPages
-from transforms.index.sink import WriteToElasticsearch
+from transforms.index.sink import BACKFILL, WriteToIndex
 from transforms.normalize import NormalizeArticles
 from transforms.sources import saved_feeds, text, url_lists
 from transforms.sources.files import ReadFiles
@@ -137,8 +137,7 @@ class ExtractAndIndex(beam.PTransform):
             | "Filter" >> FilterArticles(options)
             | "NormalizeText" >> NormalizeArticles(settings.max_body_chars)
             | "TagEntities" >> TagEntities(settings.enrich)
-            | "WriteToElasticsearch"
-            >> WriteToElasticsearch(settings.elasticsearch, versioned=True, emit_indexed=False)
+            | "WriteToIndex" >> WriteToIndex(settings.elasticsearch, BACKFILL)
         )
         return [*failures, written.dead_letter]
 

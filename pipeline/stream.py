@@ -20,7 +20,7 @@ from transforms.extract import ExtractArticles
 from transforms.feeds import PollFeeds
 from transforms.fetch import FetchPages
 from transforms.index.names import stats_index_name
-from transforms.index.sink import WriteToElasticsearch
+from transforms.index.sink import STREAM, WriteToIndex
 from transforms.normalize import NormalizeArticles
 from transforms.source_health import TrackSourceHealth
 from transforms.sources.resume import SkipIndexedItems
@@ -63,9 +63,7 @@ def build_stream(
         | "TagEntities" >> TagEntities(settings.enrich)
         | "AssignStories" >> AssignStories(settings.stories, settings.elasticsearch)
     )
-    written = stories["articles"] | "WriteToElasticsearch" >> WriteToElasticsearch(
-        settings.elasticsearch, warm_up=True
-    )
+    written = stories["articles"] | "WriteToIndex" >> WriteToIndex(settings.elasticsearch, STREAM)
     failures = (
         polled["dead_letter"],
         pages.dead_letter,

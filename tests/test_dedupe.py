@@ -97,7 +97,7 @@ def test_merge_feeds_on_prism_records_both_feeds():
 @pytest.mark.integration
 @pytest.mark.runner
 def test_same_article_from_two_feeds_is_one_document(es_client, es_settings):
-    from transforms.index.sink import WriteToElasticsearch
+    from transforms.index.sink import WriteToIndex
 
     stream = (
         TestStream()
@@ -110,7 +110,7 @@ def test_same_article_from_two_feeds_is_one_document(es_client, es_settings):
         .advance_watermark_to_infinity()
     )
     with beam.Pipeline(options=_options()) as p:
-        _ = p | stream | MergeFeeds(3600) | WriteToElasticsearch(es_settings.elasticsearch)
+        _ = p | stream | MergeFeeds(3600) | WriteToIndex(es_settings.elasticsearch)
     alias = es_settings.elasticsearch.alias
     es_client.indices.refresh(index=alias)
     hits = es_client.search(index=alias, query={"match_all": {}})["hits"]["hits"]

@@ -273,33 +273,39 @@ class IndexArticlesDoFn(BatchingDoFn):
         self.writer.close()
 
 
-class WriteToElasticsearch(beam.PTransform):
-    """Article -> ``indexed`` (IndexedDoc) and ``dead_letter`` (Failure) outputs.
+@dataclasses.dataclass(frozen=True)
+class WritePolicy:
+    """How a job writes its articles.
 
-    ``versioned`` (the backfill) writes with the copy's crawl time as external version;
-    ``emit_indexed=False`` leaves the ``indexed`` output empty (nothing downstream reads
-    it in a backfill, so the runner need not carry it). ``warm_up`` (the stream, whose
-    first documents come in concurrent one-document bundles) sends ``WARM_UP`` through
-    first; a backfill leaves its read-to-index stage one fused stage, without a Flatten.
-    """
+    ``versioned``: with the copy's crawl time as external version, so the latest crawl of
+    an article wins whatever order workers write copies in (a backfill). ``emit_indexed``:
+    an ``indexed`` output for the health counts (a backfill has none to feed, so the
+    runner need not carry it). ``warm_up``: send ``WARM_UP`` through first, for a job
+    whose first documents come in concurrent one-document bundles (a stream on Prism);
+    a backfill keeps its read-to-index stage one fused stage, without a Flatten."""
 
-    def __init__(
-        self,
-        settings: ElasticsearchSettings,
-        versioned: bool = False,
-        emit_indexed: bool = True,
-        warm_up: bool = False,
-    ) -> None:
+    versioned: bool
+    emit_indexed: bool
+    warm_up: bool
+
+
+STREAM = WritePolicy(versioned=False, emit_indexed=True, warm_up=True)
+BACKFILL = WritePolicy(versioned=True, emit_indexed=False, warm_up=False)
+PLAIN = WritePolicy(versioned=False, emit_indexed=True, warm_up=False)  # tests, one-offs
+
+
+class WriteToIndex(beam.PTransform):
+    """Article -> ``indexed`` (IndexedDoc) and ``dead_letter`` (Failure) outputs, written
+    as ``policy`` says (``STREAM``, ``BACKFILL``)."""
+
+    def __init__(self, settings: ElasticsearchSettings, policy: WritePolicy = PLAIN) -> None:
         super().__init__()
         self.settings = settings
-        self.versioned = versioned
-        self.emit_indexed = emit_indexed
-        self.warm_up = warm_up
+        self.policy = policy
 
     def expand(self, articles):
-        if self.warm_up:
+        if self.policy.warm_up:
             warm_up = articles.pipeline | "WarmUpCounters" >> beam.Create([WARM_UP])
             articles = (articles, warm_up) | "WithWarmUp" >> beam.Flatten()
-        return articles | "Bulk" >> beam.ParDo(
-            IndexArticlesDoFn(self.settings, self.versioned, self.emit_indexed)
-        ).with_outputs("dead_letter", main="indexed")
+        write = IndexArticlesDoFn(self.settings, self.policy.versioned, self.policy.emit_indexed)
+        return articles | "Bulk" >> beam.ParDo(write).with_outputs("dead_letter", main="indexed")
