@@ -4,19 +4,18 @@ and the table ``wirestream sources`` prints from them (``pipeline/sources_report
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import threading
 import time
 from datetime import datetime, timezone
-from email.utils import format_datetime
 
 import pytest
 
 from pipeline.config import REPO_ROOT
 from pipeline.sources_report import format_table, source_rows
 from tests.support.cli import wirestream
+from tests.support.publishers import Publisher, layouts
 from tests.support.sample_stream import feeds_profile
 from transforms.source_health import (
     MIN_BASELINE,
@@ -158,23 +157,6 @@ def test_the_table_puts_flagged_sources_first_with_what_changed():
     assert "fetch:bot_wall 2" in table and "100%" in table and "10%" in table
 
 
-def _layouts() -> tuple[str, str]:
-    """A sample-site article page, before and after a redesign that drops its author
-    markup and moves all but two paragraphs into the footer (where extractors drop them)."""
-    page = (
-        REPO_ROOT / "deploy/sample-site/harbor-gazette/2026/03/seawall-funding.html"
-    ).read_text()
-    page = re.sub(r'<link rel="canonical"[^>]*>|<meta property="og:url"[^>]*>', "", page)
-    before = page
-    after = re.sub(r'<meta name="author"[^>]*>|<meta property="article:author"[^>]*>', "", page)
-    after = re.sub(r'<div class="byline">.*?</div>', "", after, flags=re.S)
-    paragraphs = re.findall(r"<p>.*?</p>", after, flags=re.S)
-    for moved in paragraphs[2:]:
-        after = after.replace(moved, "", 1)
-    after = after.replace("</body>", "<footer>" + "".join(paragraphs[2:]) + "</footer></body>")
-    return before, after
-
-
 @pytest.mark.integration
 @pytest.mark.runner
 def test_a_publisher_redesign_mid_stream_is_flagged_naming_the_fields(
@@ -183,43 +165,23 @@ def test_a_publisher_redesign_mid_stream_is_flagged_naming_the_fields(
     """35 pages of one layout, then the publisher drops its bylines and moves most of the
     body where extractors drop it: the source is flagged for authors and words, in the
     stats index, the log and `wirestream sources`."""
-    before, after = _layouts()
-    html = {"Content-Type": "text/html; charset=utf-8"}
-    rss = {"Content-Type": "application/rss+xml"}
-    items = []
-
-    def publish(n: int, layout: str) -> None:
-        # each page its own article: a sentence of its own opens the body
-        unique = f"<p>Report number {n} from the harbour desk, filed today.</p>"
-        page = layout.replace('<p class="standfirst">', unique + '<p class="standfirst">', 1)
-        page = page.replace("<title>", f"<title>{n} ", 1)
-        items.append((web.add_route(f"/news/{n}.html", page, html), f"Story {n}"))
-        when = format_datetime(datetime.now(timezone.utc))
-        entries = "".join(
-            f"<item><title>{t}</title><link>{u}</link><guid>{u}</guid><pubDate>{when}</pubDate></item>"
-            for u, t in reversed(items)
-        )
-        web.add_route(
-            "/feed.xml",
-            f'<?xml version="1.0"?><rss version="2.0"><channel>{entries}</channel></rss>',
-            rss,
-        )
-
-    for n in range(35):
-        publish(n, before)
+    before, after = layouts()
+    harbour = Publisher(web, "harbour")
+    for _ in range(35):
+        harbour.publish(before)
     changed = {}
 
     def redesign() -> None:
         time.sleep(14)
         changed["at"] = datetime.now(timezone.utc)
-        for n in range(35, 55):
-            publish(n, after)
+        for _ in range(20):
+            harbour.publish(after)
 
     es = es_settings.elasticsearch
     profile = feeds_profile(
         tmp_path,
         es_settings,
-        {"harbour": web.url("/feed.xml")},
+        {"harbour": harbour.feed_url},
         2,
         fetch={"host_min_delay": 0.05},
         stats={"window_seconds": 5},
