@@ -41,6 +41,7 @@ from trafilatura.utils import load_html
 
 from transforms.article import Article, FeedItem, Page
 from transforms.bylines import clean_authors, clean_title, fold
+from transforms.dates import as_utc
 from transforms.dead_letters import Failure, dead_letter
 from transforms.guard import guarded
 from transforms.language import with_language
@@ -78,16 +79,6 @@ def _config() -> Configuration:
     return config
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return (
-        value.replace(tzinfo=timezone.utc)
-        if value.tzinfo is None
-        else value.astimezone(timezone.utc)
-    )
-
-
 def choose_canonical(page_url: str, declared: str | None) -> str:
     """Return the canonical URL: the page's declared one if on the same site, else the page's."""
     if declared:
@@ -123,7 +114,7 @@ def with_newspaper(html: str, url: str) -> Extraction:
         text=(parsed.text or "").strip(),
         title=(parsed.title or "").strip(),
         authors=[a.strip() for a in parsed.authors if a and a.strip()],
-        published_at=_utc(parsed.publish_date),
+        published_at=as_utc(parsed.publish_date),
         language=parsed.meta_lang or None,
         top_image=parsed.top_image or None,
         canonical=parsed.canonical_link or None,

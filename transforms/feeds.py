@@ -14,7 +14,6 @@ the schedule. A sitemap source (``SitemapSpec``) is polled the same way by
 
 from __future__ import annotations
 
-import calendar
 import json
 import logging
 import random
@@ -33,6 +32,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration, Timestamp
 
 from transforms.article import FeedItem
+from transforms.dates import feed_entry_time
 from transforms.dead_letters import Failure, dead_letter
 from transforms.feed_hygiene import adapt_interval, note_failure, note_success, publish_hint
 from transforms.fetch import FetchError, fetch_url, make_session
@@ -63,14 +63,6 @@ def entry_authors(entry) -> list[str]:
     names = [a.get("name", "").strip() for a in entry.get("authors", []) if isinstance(a, dict)]
     names = [n for n in names if n] or [(entry.get("author") or "").strip()]
     return [n for n in dict.fromkeys(names) if n]
-
-
-def _entry_time(entry: feedparser.FeedParserDict) -> datetime | None:
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = dict.get(entry, key)  # plain lookup: no feedparser updated/published aliasing
-        if value:
-            return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
-    return None
 
 
 # feedparser asks chardet for an encoding when chardet is installed (readability-lxml, in the
@@ -116,7 +108,7 @@ def parse_feed(
                 url=url,
                 feed_url=feed.url,
                 title=(entry.get("title") or "").strip(),
-                published_at=_entry_time(entry),
+                published_at=feed_entry_time(entry),
                 language=feed.language or parsed.feed.get("language"),
                 tags=list(feed.tags),
                 publisher=feed.name,

@@ -16,12 +16,13 @@ import io
 import re
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
 from protego import Protego
+
+from transforms.dates import parse_w3c
 
 MAX_URLS = 50_000  # the sitemaps.org limit per file
 MAX_BYTES = 52_428_800  # 50 MiB uncompressed, the same limit
@@ -73,26 +74,6 @@ class Sitemap:
         return bool(self.problem)
 
 
-def parse_date(text: str | None) -> datetime | None:
-    """Return a W3C datetime (``2026-03-02``, ``...T08:00:00Z``) or RFC 2822 date, in UTC."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            value = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    try:
-        return value.astimezone(timezone.utc)
-    except (OverflowError, ValueError):  # a date at the edge of the calendar
-        return None
-
-
 def inflate(data: bytes, max_bytes: int = MAX_BYTES) -> bytes:
     """Return ``data`` gunzipped when it is gzip (``.xml.gz``), raising past ``max_bytes``."""
     if data[:2] != b"\x1f\x8b":
@@ -130,9 +111,9 @@ def _entry(element, base: str) -> SitemapEntry | None:
     keywords = _text(element, "news", "keywords")
     return SitemapEntry(
         url=url,
-        lastmod=parse_date(_text(element, "lastmod")),
+        lastmod=parse_w3c(_text(element, "lastmod")),
         title=_text(element, "news", "title"),
-        published_at=parse_date(_text(element, "news", "publication_date")),
+        published_at=parse_w3c(_text(element, "news", "publication_date")),
         language=_text(element, "news", "publication", "language") or None,
         publication=_text(element, "news", "publication", "name"),
         keywords=tuple(k.strip() for k in keywords.split(",") if k.strip()),
@@ -172,7 +153,7 @@ def _read_xml(data: bytes, base: str, max_urls: int) -> Sitemap:
             elif name == "sitemap" and root == "sitemapindex":
                 loc = _text(element, "loc")
                 if loc:
-                    link = SitemapLink(urljoin(base, loc), parse_date(_text(element, "lastmod")))
+                    link = SitemapLink(urljoin(base, loc), parse_w3c(_text(element, "lastmod")))
                     result.children.append(link)
             element.clear()  # constant memory: drop what was read, and its earlier siblings
             parent = element.getparent()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -30,6 +30,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 
 from transforms.article import Article, FeedItem, Page
+from transforms.dates import from_epoch
 from transforms.dead_letters import Failure
 from transforms.index.sink import BulkIndexDoFn, IndexedDoc
 from transforms.settings import ElasticsearchSettings, FeedSpec
@@ -106,10 +107,6 @@ def stats_action(
         "count": count,
     }
     return {"_op_type": "index", "_index": index, "_id": stats_id(key, start), "_source": document}
-
-
-def _utc(timestamp) -> datetime:
-    return datetime.fromtimestamp(float(timestamp), tz=timezone.utc)
 
 
 #: A window is written this long after it ends, so that a worker whose clock runs a
@@ -253,7 +250,7 @@ class WriteIngestionHealth(beam.PTransform):
             | "ToAction"
             >> beam.MapTuple(
                 lambda start, key, count: stats_action(
-                    StageKey(*key), count, _utc(start), _utc(start + width), index
+                    StageKey(*key), count, from_epoch(start), from_epoch(start + width), index
                 )
             )
             | "OneWriterKey" >> beam.Map(lambda action: (0, action))

@@ -50,6 +50,7 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from transforms.article import Article
+from transforms.dates import iso
 from transforms.language import stop_words
 from transforms.settings import StoriesSettings
 
@@ -262,17 +263,13 @@ class Story:
             "copies": self.copies,
             "sources": top(self.sources, 100),
             "source_count": len(self.sources),
-            "first_seen": _iso(self.first_seen),
-            "last_seen": _iso(self.last_seen),
+            "first_seen": iso(self.first_seen),
+            "last_seen": iso(self.last_seen),
             "people": top(self.entities.get("people", Counter())),
             "organizations": top(self.entities.get("organizations", Counter())),
             "places": top(self.entities.get("places", Counter())),
             "countries": top(self.countries, 20),
         }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).isoformat() if value else None
 
 
 @dataclass

@@ -9,16 +9,12 @@ duplicates. A backfill writes with external versions (the copy's crawl time,
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 from transforms.analysis import search_fields
 from transforms.article import Article
+from transforms.dates import iso
 from transforms.index.names import index_for
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).isoformat() if value else None
 
 
 def to_document(article: Article) -> dict[str, Any]:
@@ -35,8 +31,8 @@ def to_document(article: Article) -> dict[str, Any]:
         "body": article.body,
         "body_normalized": article.body_normalized,
         "authors": article.authors,
-        "published_at": _iso(article.published_at),
-        "fetched_at": _iso(article.fetched_at),
+        "published_at": iso(article.published_at),
+        "fetched_at": iso(article.fetched_at),
         "language": article.language,
         "language_declared": article.language_declared,
         "language_confidence": article.language_confidence,
@@ -53,7 +49,7 @@ def to_document(article: Article) -> dict[str, Any]:
         "entities_skipped": article.entities_skipped,
         "locations": article.locations,
         "countries": article.countries,
-        "story_time": _iso(article.story_time),
+        "story_time": iso(article.story_time),
         "story_id": article.story_id,
         "duplicate_of": article.duplicate_of,
         "copy_group": article.copy_group,

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from transforms.dates import parse_iso
 from transforms.index.client import SearchClient, scan
 from transforms.language import canonical_language
 from transforms.stories import StoryClusterer, StoryInput
@@ -33,17 +34,10 @@ STORY_FIELDS = [
 IDS_PER_QUERY = 1000
 
 
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 def input_of_document(doc_id: str, source: dict[str, Any]) -> StoryInput:
     """Return the clustering input of an indexed article (``_source`` with STORY_FIELDS)."""
-    published, fetched = _time(source.get("published_at")), _time(source.get("fetched_at"))
-    when = _time(source.get("story_time"))
+    published, fetched = parse_iso(source.get("published_at")), parse_iso(source.get("fetched_at"))
+    when = parse_iso(source.get("story_time"))
     if when is None:  # indexed before story_time existed: as Article.story_time
         when = min(published, fetched) if published and fetched else published or fetched
     return StoryInput(

@@ -4,7 +4,6 @@ becomes an item to fetch, like the stream's."""
 
 from __future__ import annotations
 
-import calendar
 import re
 from datetime import datetime, timezone
 from html import escape
@@ -13,6 +12,7 @@ from urllib.parse import urljoin
 import feedparser
 
 from transforms.article import FeedItem, Page
+from transforms.dates import feed_entry_time
 from transforms.dead_letters import Failure
 from transforms.feeds import entry_authors
 from transforms.sources.files import FileInput
@@ -21,14 +21,6 @@ from transforms.urls import canonicalize_url
 SUFFIXES = (".xml", ".rss", ".atom", ".xml.gz", ".rss.gz", ".atom.gz")
 FULL_CONTENT_CHARS = 500  # shorter content is a teaser: fetch the page instead
 _TAGS = re.compile(r"<[^>]+>")
-
-
-def _entry_time(entry) -> datetime | None:
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(key)
-        if value:
-            return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
-    return None
 
 
 def full_content(entry) -> str:
@@ -70,7 +62,7 @@ def parse_saved_feed(file: FileInput):
             url=url,
             feed_url=feed_url,
             title=(entry.get("title") or "").strip(),
-            published_at=_entry_time(entry),
+            published_at=feed_entry_time(entry),
             language=feed.get("language"),
             tags=[t.get("term") for t in entry.get("tags", []) if t.get("term")],
             publisher=feed.get("title", ""),

@@ -4,12 +4,13 @@ items a stream takes (``stream.since``)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.article import Article, FeedItem, Page
+from transforms.dates import as_utc
 from transforms.settings import BackfillSettings
 from transforms.sources.records import count_skip
 from transforms.urls import source_domain
@@ -49,20 +50,14 @@ def rejection(
     return None
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=timezone.utc)
-
-
 class FilterArticles(beam.PTransform):
     """Article -> Article that passes the filters; the others are counted as skipped."""
 
     def __init__(self, settings: BackfillSettings) -> None:
         super().__init__()
         self.args = (
-            _utc(settings.since),
-            _utc(settings.until),
+            as_utc(settings.since),
+            as_utc(settings.until),
             settings.sources,
             settings.languages,
         )
@@ -85,7 +80,7 @@ class SkipItemsBefore(beam.PTransform):
 
     def __init__(self, since: datetime | None) -> None:
         super().__init__()
-        self.since = _utc(since)
+        self.since = as_utc(since)
 
     def expand(self, items):
         since = self.since
@@ -93,7 +88,7 @@ class SkipItemsBefore(beam.PTransform):
             return items
 
         def keep(item: FeedItem) -> bool:
-            published = _utc(item.published_at)
+            published = as_utc(item.published_at)
             if published is None or published >= since:
                 return True
             count_skip("before_since")

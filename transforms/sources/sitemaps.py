@@ -18,6 +18,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from transforms.dates import as_utc
 from transforms.dead_letters import Failure, dead_letter
 from transforms.fetch import FetchError, make_session
 from transforms.guard import guarded
@@ -25,7 +26,6 @@ from transforms.settings import BackfillSettings, FetchSettings
 from transforms.sitemap_walk import entry_item, fetch_sitemap
 from transforms.sitemaps import MAX_BYTES, Sitemap, SitemapTooLarge, parse_sitemap
 from transforms.sources.records import count_skip
-from transforms.sources.selection import _utc
 
 SUFFIXES = (".xml", ".xml.gz", ".txt", ".gz")
 
@@ -40,7 +40,7 @@ class ReadSitemapDoFn(beam.DoFn):
 
     def __init__(self, fetch: FetchSettings, backfill: BackfillSettings, follow: bool) -> None:
         self.fetch = fetch
-        self.since, self.until = _utc(backfill.since), _utc(backfill.until)
+        self.since, self.until = as_utc(backfill.since), as_utc(backfill.until)
         self.follow = follow
         self.read = Metrics.counter("wirestream", "read")
         self.sitemaps = Metrics.counter("wirestream", "sitemaps_read")
