@@ -27,19 +27,13 @@ from transforms.extract import ExtractArticles
 from transforms.fetch import FetchPages
 from transforms.index.sink import BACKFILL, WriteToIndex
 from transforms.normalize import NormalizeArticles
-from transforms.sources import saved_feeds, text, url_lists
+from transforms.sources import text
 from transforms.sources.files import ReadFiles
+from transforms.sources.kinds import FILE_KINDS, KINDS
 from transforms.sources.resume import SkipIndexed
 from transforms.sources.selection import FilterArticles, FilterBySource, KeepOnePerUrl
 from transforms.sources.sitemaps import ReadSitemaps
 from transforms.sources.warc import ReadWarcPages, is_warc_path
-
-KINDS = ("warc", "feeds", "urls", "text", "sitemap")
-PARSERS = {
-    "feeds": (saved_feeds.SUFFIXES, saved_feeds.parse_saved_feed),
-    "urls": (url_lists.SUFFIXES, url_lists.parse_url_list),
-    "text": (text.SUFFIXES, text.parse_text_file),
-}
 
 
 @dataclass(frozen=True)
@@ -100,10 +94,6 @@ def count_as(element, name: str):
     return element
 
 
-# What each source kind's parser yields besides failures (WARC records are all pages).
-YIELDS = {"feeds": ("items", "pages"), "urls": ("items",), "text": ("pages", "articles")}
-
-
 class ExtractAndIndex(beam.PTransform):
     """Page (or Article, ``from_pages=False``) -> written to Elasticsearch; returns the
     failures of every step.
@@ -157,20 +147,20 @@ def build_backfill(pipeline: beam.Pipeline, settings: Settings, sources: list[So
         read = pipeline | "ReadSitemaps" >> ReadSitemaps(sitemaps, settings.fetch, options)
         failures.append(read["dead_letter"])
         items.append(read["items"])
-    for kind, (suffixes, parser) in PARSERS.items():
-        roots = [(s.root, s.pattern) for s in sources if s.kind == kind]
+    for kind in FILE_KINDS.values():
+        roots = [(s.root, s.pattern) for s in sources if s.kind == kind.name]
         if not roots:
             continue
-        read = pipeline | f"Read {kind}" >> ReadFiles(
-            roots, suffixes, parser, options.max_file_bytes
+        read = pipeline | f"Read {kind.name}" >> ReadFiles(
+            roots, kind.suffixes, kind.parse, options.max_file_bytes
         )
         failures.append(read.dead_letter)
-        if "items" in YIELDS[kind]:
+        if "items" in kind.yields:
             items.append(read.items)
-        if "pages" in YIELDS[kind]:
-            failures += read.pages | f"Index {kind} pages" >> ExtractAndIndex(settings)
-        if "articles" in YIELDS[kind]:
-            failures += read.articles | f"Index {kind}" >> ExtractAndIndex(settings, False)
+        if "pages" in kind.yields:
+            failures += read.pages | f"Index {kind.name} pages" >> ExtractAndIndex(settings)
+        if "articles" in kind.yields:
+            failures += read.articles | f"Index {kind.name}" >> ExtractAndIndex(settings, False)
     if items:
         fetched = (
             items
@@ -193,7 +183,7 @@ def build_backfill(pipeline: beam.Pipeline, settings: Settings, sources: list[So
 
 def count_inputs(sources: list[SourceSpec]):
     """Yield the number of inputs of each matched file (WARC responses, entries, URLs, files)."""
-    from transforms.sources.counting import count_file_inputs, count_warc_responses, matched_paths
+    from transforms.sources.counting import count_warc_responses, matched_paths
 
     for spec in sources:
         if spec.kind == "sitemap":
@@ -202,8 +192,9 @@ def count_inputs(sources: list[SourceSpec]):
             for path in matched_paths(spec.pattern):
                 yield count_warc_responses(path)
         else:
-            for path in matched_paths(spec.pattern, PARSERS[spec.kind][0]):
-                yield count_file_inputs(spec.kind, path)
+            kind = FILE_KINDS[spec.kind]
+            for path in matched_paths(spec.pattern, kind.suffixes):
+                yield kind.count(path)
 
 
 def run_backfill(

@@ -31,12 +31,22 @@ def count_warc_responses(path: str) -> int:
     return count
 
 
-def count_file_inputs(kind: str, path: str) -> int:
-    """Return the entries of a saved feed, the URLs of a list, or 1 for an archive file."""
-    if kind == "text":
-        return 1
+def _read(path: str) -> bytes:
     with FileSystems.open(path) as handle:
-        data = handle.read()
-    if kind == "feeds":
-        return max(len(feedparser.parse(data).entries), 1)
+        return handle.read()
+
+
+def count_feed_entries(path: str) -> int:
+    """Return the entries of a saved feed (1 for a feed that lists none: it is read)."""
+    return max(len(feedparser.parse(_read(path)).entries), 1)
+
+
+def count_listed_urls(path: str) -> int:
+    """Return the URLs a URL list names."""
+    data = _read(path)
     return sum(1 for _ in list_rows(FileInput(path, "", data, datetime.now(timezone.utc))))
+
+
+def count_one(_path: str) -> int:
+    """An archived text file is one input."""
+    return 1
