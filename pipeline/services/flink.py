@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -32,13 +31,21 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.config import REPO_ROOT
 from pipeline.services.beam_patch import PatchError, build_patch_jar
-from pipeline.services.local_es import get_json, java_major, port_in_use, read_json_file
+from pipeline.services.daemons import (
+    alive,
+    file_lock,
+    get_json,
+    launch_detached,
+    log_tail,
+    port_in_use,
+    read_json_file,
+)
+from pipeline.services.local_es import java_major
 from transforms.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -206,12 +213,7 @@ def _read_state() -> dict:
 
 
 def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
+    return alive(pid)
 
 
 def _overview(ports: Ports) -> dict | None:
@@ -224,35 +226,16 @@ def _jobs(rest: str) -> list[dict] | None:
     return None if answer is None else answer.get("jobs", [])
 
 
-@contextlib.contextmanager
-def _lock() -> Iterator[None]:
-    flink_dir().mkdir(parents=True, exist_ok=True)
-    with open(flink_dir() / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+def _lock():
+    return file_lock(flink_dir() / ".lock")
 
 
 def _launch(name: str, cmd: list[str], env: dict | None = None) -> int:
-    log = flink_dir() / "log" / f"{name}.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=flink_dir(),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a Ctrl-C in the terminal does not reach the cluster
-        )
-    return proc.pid
+    return launch_detached(cmd, flink_dir() / "log" / f"{name}.log", flink_dir(), env).pid
 
 
 def _log_tail(name: str, lines: int = 15) -> str:
-    try:
-        text = (flink_dir() / "log" / f"{name}.log").read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
+    return log_tail(flink_dir() / "log" / f"{name}.log", lines, "(no log)")
 
 
 def _wait(what: str, name: str, pid: int, ready, deadline: float) -> None:

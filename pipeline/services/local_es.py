@@ -14,25 +14,30 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import pwd
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.services.daemons import (
+    alive,
+    file_lock,
+    get_json,
+    launch_detached,
+    log_tail,
+    port_in_use,
+    read_json_file,
+)
 from transforms.paths import cache_dir
 
 ES_VERSION = "9.2.4"
@@ -388,28 +393,13 @@ def _check_reachable(path: Path) -> None:
 # --------------------------------------------------------------------------- process
 
 
-def read_json_file(path: Path) -> dict:
-    """Return the JSON object in ``path``, or ``{}`` when it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _read_state(engine: Engine) -> dict:
     return read_json_file(_state_file(engine))
 
 
 def _alive(pid: int | None, engine: Engine = ELASTICSEARCH) -> bool:
     """Whether ``pid`` is a live (non-zombie) process of the engine."""
-    if not pid:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        status_text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return engine.name.encode() in cmdline and "\nState:\tZ" not in status_text
+    return alive(pid, engine.name.encode())
 
 
 def _server_pid(state: dict) -> int | None:
@@ -419,22 +409,6 @@ def _server_pid(state: dict) -> int | None:
     return state.get("pgid")
 
 
-def port_in_use(port: int) -> bool:
-    """Whether something listens on ``port`` of 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1)
-        return sock.connect_ex((HOST, port)) == 0
-
-
-def get_json(url: str, timeout: float = 3) -> dict | None:
-    """Return the JSON answer of a GET on ``url``, or None when there is none."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
-
-
 def _health(url: str) -> str | None:
     """Cluster health status (green/yellow/red) or None when unreachable."""
     body = get_json(f"{url}/_cluster/health")
@@ -442,21 +416,14 @@ def _health(url: str) -> str | None:
 
 
 def _log_tail(engine: Engine, lines: int = 20) -> str:
-    try:
-        text = _console_log(engine).read_text(errors="replace")
-    except OSError:
-        return "(no log yet)"
-    return "\n".join(text.splitlines()[-lines:])
+    return log_tail(_console_log(engine), lines)
 
 
-@contextlib.contextmanager
-def _lock(engine: Engine) -> Iterator[None]:
+def _lock(engine: Engine):
     """Serialise start/stop across processes sharing the cache."""
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    name = ".es.lock" if engine is ELASTICSEARCH else f".{engine.name}.lock"
-    with open(cache_dir() / name, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+    return file_lock(
+        cache_dir() / (".es.lock" if engine is ELASTICSEARCH else f".{engine.name}.lock")
+    )
 
 
 def _launch(
@@ -490,16 +457,7 @@ def _launch(
             "--",
         ] + cmd
     (node / "es.pid").unlink(missing_ok=True)
-    with open(_console_log(engine), "ab") as log:
-        return subprocess.Popen(
-            cmd,
-            cwd=node / "logs",
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return launch_detached(cmd, _console_log(engine), node / "logs", env)
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen | None, deadline: float, engine: Engine) -> None:
