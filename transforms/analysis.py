@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 #: ISO 639-1 code -> built-in analyzer, in both Elasticsearch 9 and OpenSearch 2
-#: (``tests/test_templates.py`` installs every one on both engines).
+#: (``tests/test_index_templates.py`` installs every one on both engines).
 ANALYZERS: dict[str, str] = {
     "ar": "arabic",
     "bg": "bulgarian",
