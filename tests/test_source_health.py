@@ -75,12 +75,19 @@ def test_pages_without_a_body_and_walls_are_flagged():
     _feed(other, [_page() for _ in range(40)])
     raised = _feed(other, [("failure", "fetch:bot_wall")] * 12, start=40)
     assert {"walls", "bodies"} <= set(raised)
-    # pages never asked for (a host left alone), or gone, say nothing of the layout
+    # pages gone say nothing of the layout; pages not asked for, as their host walls,
+    # say it still walls (one wall, then a back-off: the source is flagged all the same)
     quiet = SourceState()
     _feed(quiet, [_page() for _ in range(40)])
-    skipped = [("failure", "fetch:walled_host"), ("failure", "fetch:http_404")] * 20
-    assert _feed(quiet, skipped, start=40) == {}
-    assert quiet.counts["n"]["failures"] == 40 and "walls" not in quiet.counts["n"]
+    assert _feed(quiet, [("failure", "fetch:http_404")] * 20, start=40) == {}
+    assert quiet.counts["n"]["failures"] == 20 and "walls" not in quiet.counts["n"]
+    walled = SourceState()
+    _feed(walled, [_page() for _ in range(40)])
+    once = [("failure", "fetch:bot_wall")] + [("failure", "fetch:walled_host")] * 11
+    assert set(_feed(walled, once, start=40)) == {"walls"}  # not "bodies": none was read
+    assert walled.counts["n"]["walls"] == 1
+    new = SourceState()  # a source that walls from its first pages needs no baseline
+    assert set(_feed(new, [_page()] * 3 + once)) == {"walls"}
 
 
 def test_no_flag_before_a_baseline_or_on_a_source_that_never_had_authors():

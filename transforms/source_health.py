@@ -89,11 +89,13 @@ def observe_article(page: dict[str, Any]) -> dict[str, float]:
 def observe_failure(key: str) -> dict[str, float]:
     """Return the signals a failure (``<stage>:<reason>``) gives its source: a page
     without an article, or a wall, says something of the source's pages (nothing of
-    authors, dates or lengths); other fetch failures (a 404, robots.txt, a host left
-    alone after a wall) say nothing of them."""
+    authors, dates or lengths); a page not asked for because its host walls says the
+    source still walls; other fetch failures (a 404, robots.txt) say nothing of them."""
     stage, _, reason = key.partition(":")
     if stage == "extract" or reason in WALL_REASONS:
         return {"bodies": 0.0, "walls": float(reason in WALL_REASONS)}
+    if reason == "walled_host":
+        return {"walls": 1.0}
     return {}
 
 
@@ -102,9 +104,13 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
 
 
-def drift_flags(base: dict[str, float], spread: float, window: list[dict[str, float]]) -> dict:
+def drift_flags(
+    base: dict[str, float], spread: float, window: list[dict[str, float]], ready: bool = True
+) -> dict:
     """Return {signal: what changed} for the signals of the last pages (``window``) that
-    left the baseline (means of older pages; ``spread``: their log2 length's deviation).
+    left the baseline (means of older pages; ``spread``: their log2 length's deviation);
+    before the baseline is ``ready`` (``MIN_BASELINE`` pages), walls only: they need no
+    baseline to be news.
 
     A share (authors, dates, pages with a body) is flagged when so few of the window have
     it that the baseline share would give that few less than once in 10,000 windows
@@ -114,11 +120,8 @@ def drift_flags(base: dict[str, float], spread: float, window: list[dict[str, fl
     Thresholds chosen on simulated sources drawn from the body lengths of one bench set
     (article-extraction) and checked on the other two (see ``bench/source_drift.py``)."""
     flags = {}
-    for signal, label in (
-        ("authors", "with authors"),
-        ("dates", "with a date"),
-        ("bodies", "with a body"),
-    ):
+    shares = (("authors", "with authors"), ("dates", "with a date"), ("bodies", "with a body"))
+    for signal, label in shares if ready else ():
         values = [page[signal] for page in window if signal in page]
         b = base.get(signal)
         if b is None or b < 0.3 or len(values) < WINDOW_PAGES // 2:
@@ -129,7 +132,7 @@ def drift_flags(base: dict[str, float], spread: float, window: list[dict[str, fl
             flags[signal] = f"pages {label} {b:.0%} -> {k / len(values):.0%}"
     lengths = [page["words"] for page in window if "words" in page]
     b = base.get("words")
-    if b is not None and len(lengths) >= WINDOW_PAGES // 2:
+    if ready and b is not None and len(lengths) >= WINDOW_PAGES // 2:
         fall = max(1.0, 4 * 1.25 * spread / math.sqrt(len(lengths)))
         median = statistics.median(lengths)
         if median <= b - fall:
@@ -183,9 +186,10 @@ class SourceState:
         self.window.append(signals)
         if len(self.window) > WINDOW_PAGES:
             self._to_baseline(self.window.pop(0))
-        if len(self.window) < WINDOW_PAGES or self.samples.get("bodies", 0) < MIN_BASELINE:
+        if len(self.window) < WINDOW_PAGES:
             return [], []
-        found = drift_flags(self.base, math.sqrt(self.spread2), self.window)
+        ready = self.samples.get("bodies", 0) >= MIN_BASELINE
+        found = drift_flags(self.base, math.sqrt(self.spread2), self.window, ready)
         for signal in SIGNALS:
             self.streaks[signal] = self.streaks.get(signal, 0) + 1 if signal in found else 0
         raised = [s for s in found if s not in self.flags and self.streaks[s] >= PERSIST_PAGES]
