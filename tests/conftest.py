@@ -47,7 +47,7 @@ def es_client():
     client.close()
 
 
-def _lift_leftover_write_block(client) -> None:
+def _lift_leftover_write_block(client) -> None:  # an elasticsearch-py or opensearch-py client
     """Clear the cluster-wide write block that ``test_outages`` sets and lifts: a run killed
     while it was on (a lost machine, a CI timeout) leaves it in the node's data folder, and
     every later run would fail on its first write."""
@@ -57,7 +57,7 @@ def _lift_leftover_write_block(client) -> None:
             warnings.warn(
                 f"lifting a {scope} cluster.blocks.read_only left by a killed run", stacklevel=2
             )
-            client.cluster.put_settings(**{scope: {"cluster.blocks.read_only": None}})
+            client.cluster.put_settings(body={scope: {"cluster.blocks.read_only": None}})
 
 
 def private_settings(tmp_path, **elasticsearch) -> Settings:
@@ -117,7 +117,7 @@ def os_client():
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    _lift_leftover_write_block(client)
+    _lift_leftover_write_block(client.raw)  # opensearch-py's own client
     yield client
     client.close()
 
