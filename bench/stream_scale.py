@@ -339,7 +339,7 @@ def main() -> int:
             asked = sorted((r.at, r.path) for r in server.requests)
             for (a, first), (b, second) in zip(asked, asked[1:], strict=False):
                 gaps.append(b - a)
-                if b - a < args.delay - 0.05:
+                if b - a < args.delay:
                     short.append((b - a, a - started, first, second))
         print()
         print(

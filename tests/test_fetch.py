@@ -18,6 +18,8 @@ from pipeline.services.runners import prism_args
 from transforms.article import FeedItem
 from transforms.fetch import (
     FetchError,
+    FetchPages,
+    PacedFetchPageDoFn,
     check_address,
     decode_html,
     fetch_page,
@@ -25,7 +27,7 @@ from transforms.fetch import (
     make_robots,
     make_session,
 )
-from transforms.politeness import PACING_LANES, PaceHostDoFn, pacing_lane, recent_starts
+from transforms.politeness import PACING_LANES, pacing_lane, recent_hosts
 
 HTML = "text/html; charset=utf-8"
 
@@ -243,13 +245,39 @@ def test_politeness_caps_requests_in_flight_per_host(slow_server, settings):
     assert slow_server.peak == 2
 
 
-def test_politeness_spaces_requests_to_one_host(slow_server, settings):
+@pytest.mark.parametrize(
+    ("in_flight", "delay", "least_gap"),
+    [
+        (1, 0.3, 0.5),  # one at a time: the delay after each 0.2 s answer
+        (4, 0.1, 0.09),  # overlapping (answers outlast the delay): starts the delay apart
+    ],
+)
+def test_politeness_spaces_requests_to_one_host(slow_server, settings, in_flight, delay, least_gap):
+    """The pause counts from the previous answer's end when nothing else is in flight, so
+    it shows at the server whatever the answer takes (0.2 s here)."""
     url = f"http://127.0.0.1:{slow_server.server_address[1]}"
-    spaced = settings.model_copy(update={"host_max_concurrent": 4, "host_min_delay": 0.3})
+    spaced = settings.model_copy(update={"host_max_concurrent": in_flight, "host_min_delay": delay})
     _fetch_in_threads(url, spaced, 4)
     arrivals = sorted(slow_server.arrivals)
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
-    assert len(arrivals) == 4 and min(gaps) >= 0.27, gaps
+    assert len(arrivals) == 4 and min(gaps) >= least_gap, gaps
+    assert (slow_server.peak == 1) == (in_flight == 1), slow_server.peak  # overlapped or not
+
+
+@pytest.mark.runner
+def test_fetch_pages_pauses_a_host_for_the_delay_after_each_answer_on_prism(slow_server, settings):
+    """The keyed pacing and the fetch are one step: on Prism, five pages of one host that
+    answers in 0.2 s arrive delay (0.3 s) + 0.2 s apart, the pause counted from each end."""
+    url = f"http://127.0.0.1:{slow_server.server_address[1]}"
+    paused = settings.model_copy(
+        update={"host_max_concurrent": 2, "host_min_delay": 0.3, "respect_robots": False}
+    )
+    p = beam.Pipeline(options=PipelineOptions(prism_args(streaming=False)))
+    _ = p | beam.Create([_item(f"{url}/{n}") for n in range(5)]) | FetchPages(paused)
+    p.run().wait_until_finish()
+    arrivals = sorted(slow_server.arrivals)
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    assert len(arrivals) == 5 and min(gaps) >= 0.5, gaps
 
 
 def test_a_host_always_gets_the_same_lane_and_hosts_spread_over_lanes():
@@ -262,25 +290,38 @@ def test_a_host_always_gets_the_same_lane_and_hosts_spread_over_lanes():
 
 def test_a_lane_forgets_a_host_once_its_start_can_no_longer_delay_one():
     starts = {"a": 100.0, "b": 99.6, "c": 98.0}
-    assert recent_starts(starts, now=100.2, delay=0.5) == {"a": 100.0}
+    assert recent_hosts(starts, now=100.2, delay=0.5) == {"a": 100.0}
 
 
 @pytest.mark.runner
-def test_a_pacing_lane_keeps_only_hosts_that_can_still_delay_a_request():
-    """500 hosts through one lane on Prism: its state keeps the hosts that started within
-    the delay (the step reports its size), not every host it has seen."""
-    hosts = [f"h{n}.test" for n in range(500)]
+def test_a_pacing_lane_keeps_only_hosts_that_can_still_delay_a_request(settings):
+    """500 hosts (closed loopback ports) through one lane on Prism: its state keeps the
+    hosts asked within the delay (the step reports its size), not every host it has seen."""
+    urls = [f"http://127.0.0.1:{port}/a" for port in _closed_ports(500)]
+    quick = settings.model_copy(
+        update={"host_min_delay": 0.001, "timeout": 1, "respect_robots": False}
+    )
     p = beam.Pipeline(options=PipelineOptions(prism_args(streaming=False)))
     _ = (
         p
-        | beam.Create([(0, _item(f"http://{host}/a")) for host in hosts])
-        | beam.ParDo(PaceHostDoFn(0.001))
+        | beam.Create([(0, _item(url)) for url in urls])
+        | beam.ParDo(PacedFetchPageDoFn(quick)).with_outputs("dead_letter", main="pages")
     )
     result = p.run()
     result.wait_until_finish()
     kept = result.metrics().query(MetricsFilter().with_name("pacing_hosts_kept"))
     sizes = kept["distributions"][0].committed
     assert sizes.count == 500 and sizes.max <= 100, sizes  # unpruned: up to 500
+
+
+def _closed_ports(n: int) -> list[int]:
+    """``n`` loopback ports nothing listens on (bound, then closed)."""
+    ports = []
+    for _ in range(n):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    return ports
 
 
 ROBOTS = "User-agent: *\nDisallow: /private/\n\nUser-agent: wirestream\nDisallow: /no-bots/\n"

@@ -23,7 +23,9 @@ from urllib.parse import urlsplit
 
 import apache_beam as beam
 import requests
+from apache_beam.coders import StrUtf8Coder
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -37,7 +39,7 @@ from transforms.article import FeedItem, Page
 from transforms.dead_letters import Failure, dead_letter
 from transforms.deadline import Deadline, DeadlineAdapter
 from transforms.guard import guarded
-from transforms.politeness import HostGate, PaceHostDoFn, gate_for, host_key, pacing_lane
+from transforms.politeness import HostGate, LanePacer, gate_for, host_key, pacing_lane
 from transforms.robots import RobotsCache
 from transforms.settings import FetchSettings
 from transforms.walls import find_wall
@@ -353,25 +355,36 @@ class FetchPageDoFn(beam.DoFn):
         self.session.close()
 
 
+class PacedFetchPageDoFn(FetchPageDoFn):
+    """(lane, item) -> page, keyed by the host's pacing lane: each request to a host goes
+    ``host_min_delay`` after the previous one ended, across all workers (``politeness``)."""
+
+    LAST_ENDS = ReadModifyWriteStateSpec("last_ends", StrUtf8Coder())
+
+    def __init__(self, settings: FetchSettings) -> None:
+        super().__init__(settings)
+        self.pacer = LanePacer(settings.host_min_delay)
+
+    def process(self, element, last_ends=beam.DoFn.StateParam(LAST_ENDS)):
+        _lane, item = element
+        with self.pacer.turn(last_ends, item.url):
+            return super().process(item)  # guarded: a list, a failure as its dead letter
+
+
 class FetchPages(beam.PTransform):
     """FeedItem -> Page, with failures on the ``dead_letter`` tag; requests to one host
-    start ``host_min_delay`` apart across all workers (see ``politeness``)."""
+    go ``host_min_delay`` apart across all workers (see ``politeness``)."""
 
     def __init__(self, settings: FetchSettings) -> None:
         super().__init__()
         self.settings = settings
 
     def expand(self, items):
-        delay = self.settings.host_min_delay
-        if delay > 0:
-            items = (
-                items
-                | "ByHost"
-                >> beam.Map(lambda item: (pacing_lane(host_key(item.url)), item)).with_output_types(
-                    tuple[int, Any]
-                )
-                | "PaceHosts" >> beam.ParDo(PaceHostDoFn(delay))
-            )
-        return items | "Fetch" >> beam.ParDo(FetchPageDoFn(self.settings)).with_outputs(
-            "dead_letter", main="pages"
-        )
+        if self.settings.host_min_delay <= 0:
+            fetch = beam.ParDo(FetchPageDoFn(self.settings))
+        else:
+            items = items | "ByHost" >> beam.Map(
+                lambda item: (pacing_lane(host_key(item.url)), item)
+            ).with_output_types(tuple[int, Any])
+            fetch = beam.ParDo(PacedFetchPageDoFn(self.settings))
+        return items | "Fetch" >> fetch.with_outputs("dead_letter", main="pages")

@@ -1,11 +1,18 @@
-"""Per-host politeness: a minimum delay between request starts and a cap on requests in flight.
+"""Per-host politeness: a pause between requests to a host and a cap on requests in flight.
 
-Two layers. Across all workers, :class:`PaceHostDoFn` keeps the last request start of
+The pause counts from the previous request's *end* when a host has nothing in flight
+(as Nutch's fetcher and Heritrix do): a request's arrival at the server comes before
+its end, so arrivals are then ``min_delay`` apart however late a busy client sends
+(spacing starts instead, a poll sent 90 ms late under start-up load arrived 0.41 s
+before the next page with a 0.5 s delay). Requests that overlap, when a host allows
+more than one at a time, still start ``min_delay`` apart.
+
+Two layers. Across all workers, :class:`LanePacer` keeps the last request end of
 each host in keyed state, keyed by the host's *lane* (:func:`pacing_lane`, a fixed
 hash of the host): Beam processes one key's elements one at a time wherever the key
-lives, so a host's requests start ``min_delay`` apart however many workers there are.
-A lane forgets a host once its last start is ``min_delay`` old, so the state is bounded
-by the lanes (1,024) and the hosts each started within the delay, without a timer (a
+lives, so a host's requests go ``min_delay`` apart however many workers there are.
+A lane forgets a host once its last end is ``min_delay`` old, so the state is bounded
+by the lanes (1,024) and the hosts each asked within the delay, without a timer (a
 timer per host kept bounded Flink jobs from ending). Feed polls are keyed by the same
 lanes, so a host's polls and pages run on the same worker, where the gate spaces them.
 (Reserving future start times instead, and fetching after a shuffle, was tried: a
@@ -26,10 +33,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import apache_beam as beam
-from apache_beam.coders import StrUtf8Coder
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from transforms.urls import host_port
 
@@ -53,40 +57,43 @@ def pacing_lane(host: str) -> int:
     return int.from_bytes(digest, "big") % PACING_LANES
 
 
-def recent_starts(starts: dict[str, float], now: float, delay: float) -> dict[str, float]:
-    """Return the hosts of ``starts`` whose last start can still delay a request."""
+def recent_hosts(starts: dict[str, float], now: float, delay: float) -> dict[str, float]:
+    """Return the hosts of ``starts`` (last request times) that can still delay a request."""
     return {host: at for host, at in starts.items() if at > now - delay}
 
 
-class PaceHostDoFn(beam.DoFn):
-    """(lane, item) -> item, once ``min_delay`` has passed since the previous request to
-    the item's host started, on whichever worker that was.
+class LanePacer:
+    """The pause between requests to a host, kept in its lane's keyed state.
 
-    The times live in the lane's keyed state, and Beam processes one key's elements one
-    at a time, so a host's requests start at least ``min_delay`` apart across all
-    workers. The fetch runs right after, in the same fused stage (no shuffle between),
-    so the recorded time is the request's real start; a host's fetches stay on one
-    worker, which is as fast as ``min_delay`` allows anyway."""
-
-    LAST_STARTS = ReadModifyWriteStateSpec("last_starts", StrUtf8Coder())
+    The keyed step that fetches (``transforms.fetch.PacedFetchPageDoFn``) takes a
+    :meth:`turn` around each request: it waits until ``min_delay`` has passed since the
+    previous request to the host ended, on whichever worker that was, and notes this
+    one's end. Beam processes one key's elements one at a time wherever the key lives,
+    so a host's requests go at least ``min_delay`` apart across all workers. (As a step
+    of its own before the fetch, pacing relied on the runner fusing the two: Prism runs
+    them as two stages, and the time it noted was no request's end.)
+    """
 
     def __init__(self, min_delay: float) -> None:
         self.min_delay = min_delay
         self.waited = Metrics.distribution("wirestream", "host_wait_ms")
         self.kept = Metrics.distribution("wirestream", "pacing_hosts_kept")
 
-    def process(self, element, last_starts=beam.DoFn.StateParam(LAST_STARTS)):
-        _lane, item = element
-        host = host_key(item.url)
-        starts = json.loads(last_starts.read() or "{}")
-        slept = wait_until(starts.get(host, 0.0) + self.min_delay)
+    @contextmanager
+    def turn(self, last_ends, url: str) -> Iterator[None]:
+        """Wait for ``url``'s host's turn; note when the request made within ends."""
+        host = host_key(url)
+        ends = json.loads(last_ends.read() or "{}")
+        slept = wait_until(ends.get(host, 0.0) + self.min_delay)
         self.waited.update(int(slept * 1000))
-        now = time.time()
-        starts = recent_starts(starts, now, self.min_delay)
-        starts[host] = now
-        last_starts.write(json.dumps(starts))
-        self.kept.update(len(starts))
-        yield item
+        try:
+            yield
+        finally:
+            now = time.time()
+            ends = recent_hosts(ends, now, self.min_delay)
+            ends[host] = now
+            last_ends.write(json.dumps(ends))
+            self.kept.update(len(ends))
 
 
 def wait_until(start: float) -> float:
@@ -98,7 +105,8 @@ def wait_until(start: float) -> float:
 
 
 class HostGate:
-    """Space request starts to one host by ``min_delay`` seconds, at most ``max_concurrent``."""
+    """Space requests to one host by ``min_delay`` seconds (from the last end when none is
+    in flight, else between starts), at most ``max_concurrent`` at a time."""
 
     def __init__(self, min_delay: float, max_concurrent: int) -> None:
         self.min_delay = min_delay
@@ -172,6 +180,9 @@ class HostGate:
         finally:
             with self._cond:
                 self._in_flight[host] -= 1
+                if not self._in_flight[host]:  # the pause counts from the last end
+                    end = time.monotonic() + self.delay_for(host)
+                    self._next_start[host] = max(self._next_start[host], end)
                 self._cond.notify_all()
 
 

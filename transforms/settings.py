@@ -88,7 +88,9 @@ class FetchSettings(StrictModel):
         False, description="fetch from loopback/private networks (tests and the demo only)"
     )
     host_min_delay: float = Field(
-        0.5, ge=0, description="seconds between request starts to one host (or its Crawl-delay)"
+        0.5,
+        ge=0,
+        description="seconds between requests to one host, after the last ends (or Crawl-delay)",
     )
     host_max_concurrent: int = Field(2, gt=0, description="requests in flight to one host")
     respect_robots: bool = Field(True, description="skip article pages robots.txt disallows")
