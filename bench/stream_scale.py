@@ -19,9 +19,11 @@ before the end and not indexed), duplicated; freshness (first searchable minus
 published) p50/p95/max in steady state (published from 2 minutes after the start until
 an interval plus 15 s before the first run's stop) and across the restart (the rest),
 each split into published-to-requested and requested-to-searchable; each host's
-minimum gap between request starts (feeds and pages); memory (PSS) per process kind
-every 5 minutes, with a least-squares slope over the first run once the TTLs are full
-(from the TTL plus 5 minutes, 10 at least); CPU seconds per indexed article;
+minimum gap between request arrivals (feeds and pages); memory (PSS) per process kind
+(a JVM by its role) every minute, printed every 5, and each JVM's live heap (in use
+right after a full collection, ``jcmd``) every 5 minutes, each with a least-squares
+slope over the first run once the TTLs are full (from the TTL plus 5 minutes, 10 at
+least); CPU seconds per indexed article;
 ingestion-health documents per article; and the restart's re-fetches: pages fetched
 again that the first run had fetched, against what the feeds listed.
 """
@@ -32,6 +34,7 @@ import argparse
 import gzip
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -144,15 +147,58 @@ class Usage:
     def pids(self) -> list[int]:
         return sorted({pid for root in self.roots for pid in process_tree(root)})
 
-    def sample(self, at: float) -> dict[str, float]:
+    def sample(self, at: float, live_heap: bool = False) -> dict[str, float]:
+        """PSS MB per process kind (a JVM by its role); with ``live_heap``, also each
+        JVM's heap in use right after a full collection (``<role> live heap``)."""
         by_kind: dict[str, float] = {}
         for pid in self.pids():
             name = kind(pid)
+            if name == "java":
+                name = java_role(pid)
+                if live_heap:
+                    heap = live_heap_mb(pid)
+                    if heap is not None:
+                        key = f"{name} live heap"
+                        by_kind[key] = by_kind.get(key, 0.0) + heap
             by_kind[name] = by_kind.get(name, 0.0) + pss_bytes(pid) / 2**20
             self.cpu[pid] = max(self.cpu.get(pid, 0.0), _cpu_seconds(pid))
-        by_kind["total"] = sum(by_kind.values())
+        by_kind["total"] = sum(v for k, v in by_kind.items() if not k.endswith("live heap"))
         self.rows.append((at, by_kind))
         return by_kind
+
+
+#: A JVM's role, by the main class on its command line.
+JAVA_ROLES = {
+    "TaskManagerRunner": "taskmanager",
+    "StandaloneSessionClusterEntrypoint": "jobmanager",
+    "JobServerDriver": "job-server",
+    "elasticsearch": "elasticsearch",
+}
+
+
+def java_role(pid: int) -> str:
+    """Return what the JVM ``pid`` is (taskmanager, jobmanager, job-server, ...)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            argv = handle.read().decode(errors="replace")
+    except OSError:
+        return "java"
+    return next((role for key, role in JAVA_ROLES.items() if key in argv), "java")
+
+
+def live_heap_mb(pid: int) -> float | None:
+    """Return the heap the JVM ``pid`` uses right after a full collection (``jcmd``
+    ``GC.run`` then ``GC.heap_info``): what it holds, not what it has not yet collected."""
+    jcmd = Path(os.readlink(f"/proc/{pid}/exe")).with_name("jcmd")
+    try:
+        subprocess.run([jcmd, str(pid), "GC.run"], capture_output=True, timeout=60, check=True)
+        info = subprocess.run(
+            [jcmd, str(pid), "GC.heap_info"], capture_output=True, text=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    used = re.search(r"used (\d+)K", info)
+    return int(used.group(1)) / 1024 if used else None
 
     def cpu_seconds(self) -> float:
         return sum(cpu - self.before.get(pid, 0.0) for pid, cpu in self.cpu.items())
@@ -208,8 +254,8 @@ def run(cmd: list[str], seconds: float, usage: Usage, started: float, log) -> in
         time.sleep(60 - (time.time() - started) % 60)
         if proc.poll() is not None:  # a run that is ending is not a sample of it
             break
-        row = usage.sample(time.time() - started)
         minute = round((time.time() - started) / 60)
+        row = usage.sample(time.time() - started, live_heap=minute % 5 == 0)
         if minute % 5 == 0:
             kinds = ", ".join(f"{k} {v:.0f}" for k, v in sorted(row.items()))
             print(f"  {minute:3d} min  PSS MB: {kinds}", flush=True)
@@ -369,7 +415,7 @@ def main() -> int:
                 + (f"page fetched at {asked - started:.0f} s" if asked else "page never fetched")
             )
         print(
-            f"per-host gap between request starts: min {min(gaps):.3f} s "
+            f"per-host gap between request arrivals: min {min(gaps):.3f} s "
             f"(delay {args.delay}); {len(short)} shorter"
             + (f" (first run ended at {first_end - started:.0f} s)" if short else "")
         )
@@ -379,11 +425,12 @@ def main() -> int:
         fit_from = max(600.0, args.ttl_hours * 3600 + 300)
         warm = [(t, row) for t, row in usage.rows if fit_from <= t <= first_end - started]
         for name in sorted({k for _, row in usage.rows for k in row}):
-            points = [(t, row.get(name, 0.0)) for t, row in warm]
+            points = [(t, row[name]) for t, row in warm if name in row]
+            low, high = min(m for _, m in points or [(0, 0)]), max(m for _, m in points or [(0, 0)])
             print(
                 f"memory {name}: slope {slope_mb_per_hour(points):+.0f} MB/h from "
-                f"{fit_from / 60:.0f} min "
-                f"({len(points)} samples, last {points[-1][1] if points else 0:.0f} MB)"
+                f"{fit_from / 60:.0f} min ({len(points)} samples, {low:.0f}-{high:.0f} MB, "
+                f"last {points[-1][1] if points else 0:.0f} MB)"
             )
         first_indexed = len([u for u, t in published.items() if t < first_end and u in indexed])
         print(
