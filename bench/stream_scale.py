@@ -166,6 +166,9 @@ class Usage:
         self.rows.append((at, by_kind))
         return by_kind
 
+    def cpu_seconds(self) -> float:
+        return sum(cpu - self.before.get(pid, 0.0) for pid, cpu in self.cpu.items())
+
 
 #: A JVM's role, by the main class on its command line.
 JAVA_ROLES = {
@@ -199,9 +202,6 @@ def live_heap_mb(pid: int) -> float | None:
         return None
     used = re.search(r"used (\d+)K", info)
     return int(used.group(1)) / 1024 if used else None
-
-    def cpu_seconds(self) -> float:
-        return sum(cpu - self.before.get(pid, 0.0) for pid, cpu in self.cpu.items())
 
 
 def _cpu_seconds(pid: int) -> float:
