@@ -4,7 +4,7 @@
 
 For each size, a Google News sitemap of that many URLs (title, date, publication,
 keywords: about 450 bytes a URL) is built in memory, gzip'd, and parsed by
-``transforms.sitemaps.parse_sitemap`` as the stream and the backfill do. Printed per
+``transforms.sitemap_xml.parse_sitemap`` as the stream and the backfill do. Printed per
 size: the document's bytes (inflated and gzip'd), URLs kept and counted past the cap,
 parse time and URLs/s (untraced), and the peak Python allocation of a second, traced
 parse (tracemalloc) beside the
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from transforms.sitemaps import SitemapTooLarge, parse_sitemap  # noqa: E402
+from transforms.sitemap_xml import SitemapTooLarge, parse_sitemap  # noqa: E402
 
 HEAD = (
     '<?xml version="1.0" encoding="UTF-8"?><urlset '

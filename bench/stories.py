@@ -6,7 +6,7 @@ One run prints, for ECB+ (982 full-text documents, 86 events in twin pairs) and 
 UCI News Aggregator sample (6,366 headlines, 87 Google News stories):
 
 - BCubed P/R/F1, pairwise F1 and the number of clusters of our clusterer with the
-  defaults (``transforms.stories``), beside two baselines: MinHash copies alone, and
+  defaults (``transforms.story_clustering``), beside two baselines: MinHash copies alone, and
   TF-IDF cosine with average-linkage agglomerative clustering at its best threshold
   *on that very set* (an oracle figure: the baseline is given its best case);
 - carry-over: the (threshold, entity weight) best on one set, reported on the other;
@@ -48,9 +48,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.pages import Enrichment  # noqa: E402
-from pipeline.stories import story_inputs  # noqa: E402
+from pipeline.story_pass import story_inputs  # noqa: E402
 from transforms.settings import EnrichSettings, StoriesSettings  # noqa: E402
-from transforms.stories import StoryInput, cluster, clusterer_of, content_terms  # noqa: E402
+from transforms.story_clustering import StoryInput, cluster, clusterer_of, content_terms  # noqa: E402
 
 THRESHOLDS = [round(0.025 * i, 3) for i in range(3, 15)]
 SHORT_THRESHOLDS = [0.015, 0.025, 0.035, 0.05, 0.06, 0.075, 0.09, 0.1, 0.125]

@@ -13,7 +13,9 @@ article (the latest crawl), and a restart skips inputs already indexed.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipeline.config import Settings
+from pipeline.job import BackfillEnd, Job
 from transforms.dead_letters import WriteDeadLetters
 from transforms.enrich import TagEntities
 from transforms.extract import ExtractArticles
@@ -178,7 +181,7 @@ def build_backfill(pipeline: beam.Pipeline, settings: Settings, sources: list[So
     )
 
 
-# --- running it: input count, live progress, final summary ------------------------------
+# --- running it: input count, the job -----------------------------------------------------
 
 
 def count_inputs(sources: list[SourceSpec]):
@@ -197,45 +200,41 @@ def count_inputs(sources: list[SourceSpec]):
                 yield kind.count(path)
 
 
-def run_backfill(
+def backfill_job(
     settings: Settings,
     sources: list[SourceSpec],
     beam_args: list[str],
     progress: bool = True,
     summary_path: str | None = None,
-) -> int:
-    """Run the backfill to the end (Ctrl-C stops it cleanly); return an exit code."""
-    from pipeline.launcher import job_starter, run_supervised
-    from pipeline.progress import BackfillProgress, IndexedSince, ReportingResult
+) -> Job:
+    """Return the backfill of ``sources`` as a job (``pipeline.job``): it runs to the end
+    (Ctrl-C stops it cleanly) with the index refreshing slowly meanwhile, and then, with
+    stories on, clusters the whole index."""
     from pipeline.services.runners import blocking
     from transforms.index.templates import bulk_loading
 
-    started: list[float] = []  # before the job runs: a batch runner returns when it is done
+    end = BackfillEnd(
+        settings, lambda: count_inputs(sources), blocking(beam_args), progress, summary_path
+    )
 
-    def totals():
-        return count_inputs(sources)
+    @contextlib.contextmanager
+    def around() -> Iterator[None]:
+        with bulk_loading(settings.elasticsearch):
+            yield None
 
-    def report(result):
-        if blocking(beam_args):  # no counters until the end: count the index instead
-            indexed = IndexedSince(settings) if progress else lambda: 0
-            bar = BackfillProgress(totals, indexed, progress, "backfill, indexed")
-        else:
-            bar = BackfillProgress.of_job(totals, result, progress)
-        return ReportingResult(result, bar, summary_path, started[0] if started else None)
-
-    def build(pipeline: beam.Pipeline) -> None:
-        import time
-
-        started.append(time.monotonic())
-        build_backfill(pipeline, settings, sources)
-
-    grace = settings.elasticsearch.max_wait_seconds + 5
-    with bulk_loading(settings.elasticsearch):
-        code = run_supervised(job_starter(build, beam_args, report), grace)
-    if code == 0 and settings.stories.enabled:
-        from pipeline.stories import cluster_index
+    def cluster_stories() -> int:
+        from pipeline.story_pass import cluster_index
 
         passed = cluster_index(settings, progress)
         print(passed.line(), flush=True)
-        code = 1 if passed.failed else 0
-    return code
+        return 1 if passed.failed else 0
+
+    return Job(
+        "backfill",
+        settings,
+        lambda pipeline: build_backfill(pipeline, settings, sources),
+        end,
+        grace=settings.elasticsearch.max_wait_seconds + 5,
+        around=around,
+        after=(cluster_stories,) if settings.stories.enabled else (),
+    )

@@ -83,85 +83,20 @@ def _add_es_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def prepare_index(settings: Settings) -> None:
-    """Install the index templates, failing early with a clear message if ES is unreachable,
-    then re-offer what an earlier outage sent to dead letters (``transforms.index.replay``)."""
-    from transforms.index.client import CONNECTION_ERRORS, make_client
-    from transforms.index.replay import replay_transient
-    from transforms.index.templates import (
-        TemplateConflict,
-        install_index_template,
-        install_stats_template,
-        install_stories_template,
-    )
-
-    client = make_client(settings.elasticsearch, retries=1)
-    try:
-        install_index_template(client, settings.elasticsearch)
-        if settings.stats.enabled:
-            install_stats_template(client, settings.elasticsearch, settings.stats)
-        if settings.stories.enabled:
-            install_stories_template(client, settings.elasticsearch)
-        quick = settings.elasticsearch.model_copy(update={"retry_seconds": 30})
-        replayed = replay_transient(client, settings.dead_letter_dir, quick)
-        if replayed.files:
-            print(replayed.line(), flush=True)
-    except CONNECTION_ERRORS as exc:
-        es = settings.elasticsearch
-        engine, command = (
-            ("OpenSearch", "opensearch") if es.engine == "opensearch" else ("Elasticsearch", "es")
-        )
-        raise SystemExit(
-            f"error: cannot reach {engine} at {es.url} ({getattr(exc, 'message', exc)}); "
-            f"start the local node with `wirestream {command} start` or pass --es-url"
-        ) from None
-    except TemplateConflict as exc:
-        raise SystemExit(f"error: {exc}") from None
-    finally:
-        client.close()
-
-
-def run_stream(settings: Settings, beam_args: list[str], duration: float | None) -> int:
-    """Install the template, then run the stream until done or stopped; return an exit code."""
-    from pipeline.launcher import job_starter, run_supervised
-    from pipeline.progress import StreamProgress
-    from pipeline.stream import build_stream
-    from transforms.lifecycle import clear_stop, request_stop, stop_marker_path
-
-    if not settings.sources:
-        raise SystemExit(
-            "error: no feeds configured (add 'feeds:', 'feeds_files:' or 'sitemaps:' to the "
-            "profile; `wirestream feeds discover URL` finds a site's)"
-        )
-    prepare_index(settings)
-    grace = settings.elasticsearch.max_wait_seconds + settings.fetch.timeout + 5
-    marker = stop_marker_path(settings.dead_letter_dir)  # how a stop reaches every worker
-
-    def build(pipeline) -> None:
-        build_stream(pipeline, settings, duration, marker)
-
-    try:
-        with StreamProgress(settings, duration) as progress:
-            return run_supervised(
-                job_starter(build, beam_args), grace, progress.tick, lambda: request_stop(marker)
-            )
-    finally:
-        clear_stop(marker)
-
-
 def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipeline.job import run_job
+    from pipeline.stream import stream_job
+
     beam_args = beam_arguments(args, beam_args, True)
     settings = _settings(args)
     if args.since:
         settings = settings.with_overrides(stream={"since": args.since})
-    code = run_stream(settings, beam_args, args.duration)
-    if code == 0:
-        print_summary(settings)
-    return code
+    return run_job(stream_job(settings, args.duration), beam_args)
 
 
 def cmd_backfill(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipeline.backfill import classify_source, run_backfill
+    from pipeline.backfill import backfill_job, classify_source
+    from pipeline.job import run_job
 
     try:
         sources = [classify_source(source) for source in args.sources]
@@ -175,17 +110,16 @@ def cmd_backfill(args: argparse.Namespace, beam_args: list[str]) -> int:
     settings = load_settings(args.config).with_overrides(
         elasticsearch=_es_overrides(args), backfill=filters
     )
-    prepare_index(settings)
     beam_args = beam_arguments(args, beam_args, streaming=False)
-    code = run_backfill(settings, sources, beam_args, not args.no_progress, args.summary_json)
-    if code == 0:
-        print_summary(settings)
-    return code
+    job = backfill_job(settings, sources, beam_args, not args.no_progress, args.summary_json)
+    return run_job(job, beam_args)
 
 
 def cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipeline.job import run_job
     from pipeline.services import local_es
     from pipeline.services.sample_site import feed_urls, serve_sample_site
+    from pipeline.stream import stream_job
 
     started = time.monotonic()
     base = load_settings(args.config)
@@ -208,8 +142,7 @@ def cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
             elasticsearch={**_es_overrides(args), "url": url},
         )
         print(f"streaming on Prism for {args.duration:g}s ...", flush=True)
-        code = run_stream(settings, beam_arguments(args, beam_args, True), args.duration)
-    print_summary(settings)
+        code = run_job(stream_job(settings, args.duration), beam_arguments(args, beam_args, True))
     print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
     return code
 
@@ -285,7 +218,7 @@ def cmd_extract(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 def cmd_stories(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from pipeline.pages import Enrichment
-    from pipeline.stories import assign_rows, clusterer_of, read_rows
+    from pipeline.story_pass import assign_rows, clusterer_of, read_rows
 
     settings = load_settings(args.config).with_overrides(
         stories={

@@ -21,7 +21,7 @@ from transforms.fetch import FetchError, fetch_url
 from transforms.robots import robots_url
 from transforms.settings import FeedSpec, FetchSettings
 from transforms.sitemap_walk import fetch_sitemap
-from transforms.sitemaps import parse_sitemap
+from transforms.sitemap_xml import parse_sitemap
 
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/rss", "application/atom")
 

@@ -30,13 +30,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import apache_beam as beam
 from apache_beam.runners.runner import PipelineResult
 
-from pipeline.progress import report_counters, wirestream_counters
-from transforms.index.reconcile import TO_INDEX, check, failures, format_sink, sink_of
+from pipeline.progress import read_counters, wirestream_counters
+from transforms.index.reconcile import TO_INDEX, failures, sink_of
 from transforms.lifecycle import DRAINING
+
+if TYPE_CHECKING:
+    from pipeline.job import JobEnd
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +71,19 @@ def _cancel_quietly(cancel: Callable[[], object]) -> None:
 
 
 def _run_job(
-    run: Callable[[], PipelineResult], grace: float, on_drain: Callable[[], None] | None = None
+    run: Callable[[], PipelineResult],
+    grace: float,
+    on_drain: Callable[[], None] | None,
+    end: JobEnd,
 ) -> None:
     """Start the job, then wait for it to finish or for a drain request (``on_drain`` is
-    called when one arrives)."""
+    called when one arrives); ``end`` reports how it ended."""
     global _cancel_job
     signal.signal(signal.SIGTERM, _stop_requested)
     signal.signal(signal.SIGINT, _stop_requested)
     result = run()
     _cancel_job = result.cancel
+    end.started(result)
     finished = threading.Event()
     errors: list[BaseException] = []
 
@@ -98,6 +106,7 @@ def _run_job(
                 on_drain()
         if ABORTING.is_set():
             log.warning("aborting: cancelling the job")
+            end.failed()
             cancel_job()
             raise SystemExit(130)
         if drain_started is None:
@@ -108,15 +117,13 @@ def _run_job(
             log.warning("flush window over; cancelling the job")
         else:
             continue
+        end.stopped(read_counters(result))
         quiet_cancel(result)
         return
     if errors:
+        end.failed()
         raise errors[0]
-    totals = report_counters(result)
-    if TO_INDEX in totals and not getattr(result, "reconciled", False):
-        sink = sink_of(totals)
-        print(format_sink(sink), flush=True)
-        check(sink, "see the log for the failing stage")
+    end.ended(read_counters(result))
 
 
 #: A stopping stream ends once every feed item its polls emitted has reached an end
@@ -172,9 +179,8 @@ class Settled:
 
 
 def quiet_cancel(result: PipelineResult) -> None:
-    """Print the counters, then cancel the job without the runner's noise: the bundles
-    the cancel cuts short fail by design, and their workers' errors are not ours."""
-    report_counters(result)
+    """Cancel the job without the runner's noise: the bundles the cancel cuts short fail
+    by design, and their workers' errors are not ours."""
     for name in ("apache_beam", "grpc"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     threading.excepthook = _cancelled_thread  # LOOPBACK workers' streams close under them
@@ -231,13 +237,11 @@ class BackgroundRun(PipelineResult):
 
 
 def job_starter(
-    build: Callable[[beam.Pipeline], None],
-    beam_args: list[str],
-    wrap: Callable[[PipelineResult], PipelineResult] | None = None,
+    build: Callable[[beam.Pipeline], None], beam_args: list[str]
 ) -> Callable[[], PipelineResult]:
     """Return the function ``run_supervised`` calls in its child: build the pipeline with
     ``build``, run it (on a Flink session cluster, cancellable through its REST API),
-    and return its result, wrapped by ``wrap`` (e.g. to report at the end)."""
+    and return its result."""
 
     def run() -> PipelineResult:
         from apache_beam.options.pipeline_options import PipelineOptions
@@ -248,10 +252,8 @@ def job_starter(
         pipeline = beam.Pipeline(options=PipelineOptions(beam_args, save_main_session=False))
         build(pipeline)
         if blocking(beam_args):
-            result: PipelineResult = BackgroundRun(pipeline)
-        else:
-            result = on_cluster(pipeline.run(), beam_args)
-        return wrap(result) if wrap else result
+            return BackgroundRun(pipeline)
+        return on_cluster(pipeline.run(), beam_args)
 
     return run
 
@@ -288,13 +290,14 @@ def _child(
     grace: float,
     parent: int,
     on_drain: Callable[[], None] | None,
+    end: JobEnd,
 ) -> None:
     os.setsid()  # out of the terminal's foreground group: Ctrl-C goes to the parent only
     die_with_parent(parent)
     faulthandler.enable()  # a crash in native code prints where it happened
     code = 0
     try:
-        _run_job(run, grace, on_drain)
+        _run_job(run, grace, on_drain, end)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException as exc:
@@ -325,17 +328,19 @@ def _stop_descendants(timeout: float = 15) -> None:
 def run_supervised(
     run: Callable[[], PipelineResult],
     grace: float,
-    on_tick: Callable[[], None] | None = None,
-    on_drain: Callable[[], None] | None = None,
+    on_tick: Callable[[], None] | None,
+    on_drain: Callable[[], None] | None,
+    end: JobEnd,
 ) -> int:
     """Run ``run()`` (starts a job, returns its result) in a child; return the exit code.
 
     ``on_tick`` is called about once a second while the child runs (progress display);
-    ``on_drain`` in the child when the first stop request arrives.
+    ``on_drain`` in the child when the first stop request arrives; ``end`` reports, in
+    the child, how the job ended.
     """
     context = multiprocessing.get_context("fork")
     child = context.Process(
-        target=_child, args=(run, grace, os.getpid(), on_drain), name="wirestream-pipeline"
+        target=_child, args=(run, grace, os.getpid(), on_drain, end), name="wirestream-pipeline"
     )
     child.start()
     pid = child.pid

@@ -7,13 +7,11 @@ Assembly lives in ``stream.py`` and ``backfill.py``, starting and supervising a 
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
@@ -23,7 +21,6 @@ from transforms.index.reconcile import (
     SUPERSEDED_COPIES,
     TO_INDEX,
     WAITED_MS,
-    check,
     format_sink,
     index_dead_letters,
     reconcile,
@@ -67,7 +64,7 @@ def job_counters(result, committed: bool = False) -> dict[tuple[str, str], int]:
     return dict(totals)
 
 
-def summarize(counters: dict[tuple[str, str], int]) -> dict:
+def summarize_counters(counters: dict[tuple[str, str], int]) -> dict:
     """Return the run's summary: read, extracted, indexed, duplicates, skipped and failed
     by reason, ``done`` (inputs that reached one of those ends), and the sink's
     reconciliation: documents that entered it against those Elasticsearch acknowledged,
@@ -173,7 +170,7 @@ class BackfillProgress:
     @classmethod
     def of_job(cls, totals: Callable[[], Iterable[int]], result, enabled: bool):
         """A bar whose done count is the job's: read from its counters mid-run."""
-        return cls(totals, lambda: summarize(job_counters(result))["done"], enabled)
+        return cls(totals, lambda: summarize_counters(job_counters(result))["done"], enabled)
 
     def _count(self, totals: Callable[[], Iterable[int]]) -> None:
         total = 0
@@ -233,55 +230,21 @@ class IndexedSince:
         self.client.close()
 
 
-class ReportingResult:
-    """A job result whose ``wait_until_finish`` also ends the progress bar and prints
-    (and optionally writes as JSON) the run's summary, reconciliation included."""
-
-    reconciled = True  # the launcher need not check the sink again
-
-    def __init__(
-        self,
-        result,
-        progress: BackfillProgress,
-        summary_path: str | None,
-        started: float | None = None,
-    ) -> None:
-        import time
-
-        self.result = result
-        self.progress = progress
-        self.summary_path = summary_path
-        self.started = time.monotonic() if started is None else started
-
-    def wait_until_finish(self, duration=None):
-        try:
-            state = self.result.wait_until_finish(duration)
-        except BaseException:
-            self.progress.close()
-            raise
-        seconds = time.monotonic() - self.started
-        counters = job_counters(self.result, committed=True) or job_counters(self.result)
-        summary = summarize(counters)
-        self.progress.close(summary["done"])
-        print(format_summary(summary, seconds), flush=True)
-        if self.summary_path:
-            Path(self.summary_path).write_text(json.dumps({**summary, "seconds": seconds}))
-        check(summary["sink"], "re-run the backfill (it resumes)")
-        return state
-
-    def cancel(self):
-        self.progress.close()
-        return self.result.cancel()
-
-    def __getattr__(self, name: str):
-        return getattr(self.result, name)
+def read_counters(result) -> dict[tuple[str, str], int]:
+    """Return the job's user counters at its end, committed where the runner has them;
+    empty (and logged) for a runner without metrics, which must not fail the run."""
+    try:
+        return job_counters(result, committed=True) or job_counters(result)
+    except Exception as exc:
+        log.info("no metrics from the runner: %s", exc)
+        return {}
 
 
-def wirestream_counters(result, committed: bool = False) -> dict[str, int]:
-    """Return the job's ``wirestream`` counters by name (``failed.fetch:http_404`` for
-    ``wirestream.failed`` / ``fetch:http_404``); what the runner cannot give raises."""
+def by_name(counters: dict[tuple[str, str], int]) -> dict[str, int]:
+    """Return the ``wirestream`` counters by name (``failed.fetch:http_404`` for
+    ``wirestream.failed`` / ``fetch:http_404``)."""
     totals: dict[str, int] = {}
-    for (namespace, name), value in job_counters(result, committed).items():
+    for (namespace, name), value in counters.items():
         if not namespace.startswith("wirestream"):
             continue
         key = name if namespace == "wirestream" else f"{namespace[11:]}.{name}"
@@ -289,19 +252,19 @@ def wirestream_counters(result, committed: bool = False) -> dict[str, int]:
     return totals
 
 
-def report_counters(result) -> dict[str, int]:
-    """Print the job's ``wirestream`` counters on one line and return them by name."""
-    try:
-        totals = wirestream_counters(result, committed=True) or wirestream_counters(result)
-    except Exception as exc:  # a runner without metrics must not fail the run
-        log.info("no metrics from the runner: %s", exc)
-        return {}
+def wirestream_counters(result, committed: bool = False) -> dict[str, int]:
+    """Return the job's ``wirestream`` counters by name, read while it runs; what the
+    runner cannot give raises."""
+    return by_name(job_counters(result, committed))
+
+
+def print_counters(totals: dict[str, int]) -> None:
+    """Print a job's ``wirestream`` counters (by name) on one line."""
     if totals:
         print(
             "pipeline counters: " + ", ".join(f"{k}={v}" for k, v in sorted(totals.items())),
             flush=True,
         )
-    return totals
 
 
 class StreamProgress:
@@ -355,10 +318,10 @@ class StreamProgress:
 def print_summary(settings: Settings) -> None:
     """Print what landed in Elasticsearch: counts, latest titles, top entities."""
     from transforms.index.client import make_client
-    from transforms.index.reads import summarize
+    from transforms.index.reads import index_summary
 
     client = make_client(settings.elasticsearch)
-    summary = summarize(client, settings.elasticsearch.alias)
+    summary = index_summary(client, settings.elasticsearch.alias)
     client.close()
     print(f"\n{summary['total']} documents in '{settings.elasticsearch.alias}'")
     for label, key in (("per publisher", "publishers"), ("per source", "sources")):

@@ -7,11 +7,14 @@ the ingestion-health index.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 
 import apache_beam as beam
 
 from pipeline.config import Settings
+from pipeline.job import Job, JobEnd
 from transforms.assign_stories import AssignStories
 from transforms.dead_letters import WriteDeadLetters
 from transforms.dedupe import DropSeenItems, MergeFeeds
@@ -92,3 +95,35 @@ def build_stream(
         )
         failures = (failures, health, quality) | "AndStatsFailures" >> beam.Flatten()
     failures | "WriteDeadLetters" >> WriteDeadLetters(settings.dead_letter_dir)
+
+
+def stream_job(settings: Settings, duration: float | None) -> Job:
+    """Return the stream as a job (``pipeline.job``): it runs until ``duration`` ends or
+    a stop request drains it, showing the documents in the index as it goes."""
+    from pipeline.progress import StreamProgress
+    from transforms.lifecycle import clear_stop, request_stop, stop_marker_path
+
+    if not settings.sources:
+        raise SystemExit(
+            "error: no feeds configured (add 'feeds:', 'feeds_files:' or 'sitemaps:' to the "
+            "profile; `wirestream feeds discover URL` finds a site's)"
+        )
+    marker = stop_marker_path(settings.dead_letter_dir)  # how a stop reaches every worker
+
+    @contextlib.contextmanager
+    def around() -> Iterator:
+        try:
+            with StreamProgress(settings, duration) as progress:
+                yield progress.tick
+        finally:
+            clear_stop(marker)
+
+    return Job(
+        "stream",
+        settings,
+        lambda pipeline: build_stream(pipeline, settings, duration, marker),
+        JobEnd(),
+        grace=settings.elasticsearch.max_wait_seconds + settings.fetch.timeout + 5,
+        around=around,
+        on_drain=lambda: request_stop(marker),
+    )

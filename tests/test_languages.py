@@ -22,7 +22,7 @@ from transforms.fetch import decode_html
 from transforms.language import canonical_language, identify_language
 from transforms.normalize import normalize_text
 from transforms.settings import EnrichSettings
-from transforms.stories import StoryClusterer, StoryInput
+from transforms.story_clustering import StoryClusterer, StoryInput
 
 ZULU = (
     "UNgqongqoshe wezeMpilo uthe uhulumeni uzoqhubeka nokusiza abantu abaningi "
@@ -134,7 +134,7 @@ def test_two_languages_never_share_a_story_by_text():
 
 
 def test_stop_words_are_the_articles_language():
-    from transforms.stories import content_terms
+    from transforms.story_clustering import content_terms
 
     assert content_terms("der die und wahl", "de") == ["wahl"]
     assert content_terms("der die und wahl", "en") == ["der", "die", "und", "wahl"]

@@ -17,7 +17,7 @@ from pipeline.config import REPO_ROOT, Settings, load_settings
 from transforms.fetch import FetchError, make_session
 from transforms.settings import FetchSettings, SitemapSpec
 from transforms.sitemap_walk import fetch_sitemap, poll_sitemap
-from transforms.sitemaps import MAX_URLS, SitemapTooLarge, parse_sitemap
+from transforms.sitemap_xml import MAX_URLS, SitemapTooLarge, parse_sitemap
 
 FAST = FetchSettings(allow_private_addresses=True, retries=0, timeout=5, host_min_delay=0)
 NOW = datetime(2026, 3, 18, 12, tzinfo=timezone.utc)

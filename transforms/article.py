@@ -81,7 +81,7 @@ class Article:
     entities_skipped: str | None = None  # why none did: no_model, unknown_language
     locations: list[dict[str, float]] = field(default_factory=list)
     countries: list[str] = field(default_factory=list)
-    story_id: str | None = None  # the first article of its story (transforms/stories.py)
+    story_id: str | None = None  # the first article of its story (transforms/story_clustering.py)
     duplicate_of: str | None = None  # the earliest article it (nearly) copies
     copy_group: str | None = None  # the root of its copies: duplicate_of, else its own id
 

@@ -4,7 +4,7 @@ document per story in ``<prefix>-stories``.
 Clustering needs every article of the open stories in one place, so the stream sends
 all articles to one key: ``GroupIntoBatches`` (``stories.batch_size`` articles, or
 ``stories.max_wait_seconds``) feeds a stateful step whose state is the
-:class:`~transforms.stories.StoryClusterer` (Beam ``ReadModifyWriteState``, so it is
+:class:`~transforms.story_clustering.StoryClusterer` (Beam ``ReadModifyWriteState``, so it is
 checkpointed with the job on Flink). One serial step is the design, not a limit met
 by accident: clustering takes about a millisecond per article (``bench/stories.py``)
 against tens of milliseconds for entity tagging, so one core keeps up with dozens of
@@ -36,7 +36,7 @@ from transforms.index.names import stories_index_name
 from transforms.index.reads import restore_open_stories
 from transforms.index.sink import BulkIndexDoFn
 from transforms.settings import ElasticsearchSettings, StoriesSettings
-from transforms.stories import StoryClusterer, clusterer_of, story_input
+from transforms.story_clustering import StoryClusterer, clusterer_of, story_input
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ class StopRequest:
 
     def __init__(self, marker: str | None, every: float = 1.0) -> None:
         self.marker, self.every = marker, every
-        self._checked, self._set = 0.0, False
+        self._checked, self._set = float("-inf"), False  # monotonic time may be < every
 
     def is_set(self) -> bool:
         if DRAINING.is_set() or self._set:

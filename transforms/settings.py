@@ -296,7 +296,7 @@ class BackfillSettings(StrictModel):
 
 
 class StoriesSettings(StrictModel):
-    """Syndicated copies and story clusters (``transforms/stories.py``)."""
+    """Syndicated copies and story clusters (``transforms/story_clustering.py``)."""
 
     enabled: bool = True
     window_hours: float = Field(

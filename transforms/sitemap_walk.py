@@ -21,7 +21,7 @@ from transforms.article import FeedItem
 from transforms.dead_letters import Failure
 from transforms.fetch import FetchError, fetch_url
 from transforms.settings import FetchSettings, SitemapSpec
-from transforms.sitemaps import (
+from transforms.sitemap_xml import (
     MAX_BYTES,
     MAX_URLS,
     Sitemap,

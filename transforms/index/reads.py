@@ -11,7 +11,7 @@ from typing import Any
 from transforms.dates import parse_iso
 from transforms.index.client import SearchClient, scan
 from transforms.language import canonical_language
-from transforms.stories import StoryClusterer, StoryInput
+from transforms.story_clustering import StoryClusterer, StoryInput
 
 # What clustering reads of an indexed article (the body is the bulk of it).
 STORY_FIELDS = [
@@ -144,7 +144,7 @@ def indexed_urls(client, alias: str, urls: list[str]) -> set[str]:
     return found & set(urls)
 
 
-def summarize(client: SearchClient, alias: str, top: int = 5) -> dict[str, Any]:
+def index_summary(client: SearchClient, alias: str, top: int = 5) -> dict[str, Any]:
     """Return what landed: counts per source and publisher, latest titles, top entities."""
     client.indices.refresh(index=alias, ignore_unavailable=True)
     aggs = {

@@ -39,5 +39,5 @@ FILE_KINDS = {
     )
 }
 #: Every kind a backfill argument may name (``KIND:PATH``): WARC and sitemaps have
-#: readers of their own (``warc.py``, ``sitemaps.py``).
+#: readers of their own (``warc.py``, ``sources/sitemaps.py``).
 KINDS = ("warc", *FILE_KINDS, "sitemap")

@@ -24,7 +24,7 @@ from transforms.fetch import FetchError, make_session
 from transforms.guard import guarded
 from transforms.settings import BackfillSettings, FetchSettings
 from transforms.sitemap_walk import entry_item, fetch_sitemap
-from transforms.sitemaps import MAX_BYTES, Sitemap, SitemapTooLarge, parse_sitemap
+from transforms.sitemap_xml import MAX_BYTES, Sitemap, SitemapTooLarge, parse_sitemap
 from transforms.sources.records import count_skip
 
 SUFFIXES = (".xml", ".xml.gz", ".txt", ".gz")

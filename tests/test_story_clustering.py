@@ -16,10 +16,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pipeline.config import REPO_ROOT
-from pipeline.stories import assign_rows, story_inputs
+from pipeline.story_pass import assign_rows, story_inputs
 from tests.support.stories import ecbplus, event, row
 from transforms.settings import EnrichSettings, StoriesSettings
-from transforms.stories import StoryClusterer, StoryInput, cluster, clusterer_of
+from transforms.story_clustering import StoryClusterer, StoryInput, cluster, clusterer_of
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 ``wirestream stories``: each input line is a JSON object (``id``, ``title``, ``body``,
 ``published_at``, ``source``, ``url``; any may be missing). The article goes through the
-pipeline's own normaliser, entity stage and :class:`~transforms.stories.StoryClusterer`,
+pipeline's own normaliser, entity stage and :class:`~transforms.story_clustering.StoryClusterer`,
 so thresholds tried here are the pipeline's.
 
 The backfill's pass (:func:`cluster_index`) runs after the Beam job has written
@@ -33,7 +33,7 @@ from transforms.index.documents import story_action, write_version
 from transforms.index.reads import input_of_document, scan_in_time_order
 from transforms.language import with_language
 from transforms.normalize import normalize_article
-from transforms.stories import (
+from transforms.story_clustering import (
     Assignment,
     StoryClusterer,
     StoryInput,
