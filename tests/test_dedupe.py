@@ -1,5 +1,6 @@
 """One article, one document: items pass once per feed, and articles carry every feed."""
 
+from collections import Counter
 from datetime import datetime, timezone
 
 import apache_beam as beam
@@ -11,7 +12,14 @@ from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.services.runners import prism_args
 from transforms.article import Article, FeedItem
-from transforms.dedupe import DropSeenItems, MergeFeeds, merge_feeds
+from transforms.dedupe import (
+    DEDUPE_SHARDS,
+    DropSeenItems,
+    MergeFeeds,
+    dedupe_shard,
+    live_entries,
+    merge_feeds,
+)
 
 FETCHED = datetime(2026, 3, 3, tzinfo=timezone.utc)
 
@@ -132,3 +140,32 @@ def test_merge_feeds_forgets_an_article_after_the_ttl_on_prism():
     with beam.Pipeline(options=_options()) as p:
         merged = p | stream | MergeFeeds(ttl_seconds=3600) | beam.Map(lambda a: a.feed_urls)
         assert_that(merged, equal_to([["https://one.example/rss"], ["https://two.example/atom"]]))
+
+
+@pytest.mark.runner
+def test_drop_seen_items_forgets_a_url_after_the_ttl_on_prism():
+    stream = (
+        TestStream()
+        .advance_watermark_to(Timestamp(1000))
+        .add_elements([FeedItem(url="a", feed_url="f1"), FeedItem(url="b", feed_url="f1")])
+        .advance_watermark_to(Timestamp(1000 + 7200))  # past the TTL: the shards are emptied
+        .add_elements([FeedItem(url="a", feed_url="f1")])
+        .advance_watermark_to_infinity()
+    )
+    with beam.Pipeline(options=_options()) as p:
+        seen = p | stream | DropSeenItems(ttl_seconds=3600) | beam.Map(lambda i: i.url)
+        assert_that(seen, equal_to(["a", "b", "a"]))
+
+
+def test_the_dedupe_steps_are_keyed_by_a_bounded_number_of_shards():
+    """A runner may keep an entry per key it ever saw (Prism does): 20,000 URLs make at
+    most DEDUPE_SHARDS keys, each holding a handful of URLs."""
+    urls = [f"https://news{n % 50}.example/2026/12/{n}.html" for n in range(20_000)]
+    shards = Counter(dedupe_shard(url) for url in urls)
+    assert len(shards) <= DEDUPE_SHARDS and max(shards.values()) < 20, shards.most_common(3)
+
+
+def test_a_shard_forgets_each_url_at_its_own_time():
+    entries = {"a": {"feeds": ["f1"], "until": 10.0}, "b": {"feeds": ["f1"], "until": 20.0}}
+    assert live_entries(entries, 15.0) == {"b": {"feeds": ["f1"], "until": 20.0}}
+    assert live_entries(entries, 20.0) == {}

@@ -8,10 +8,19 @@ canonical URL and the local Elasticsearch has no scripting, so the union has to 
 made here: a second feed's copy overwrites the first with both feeds recorded, and
 keeps the first date so it lands in the same monthly index. Both states expire after
 the dedupe TTL.
+
+Both are keyed by a *shard* of the URL (:func:`dedupe_shard`), each shard's state a table
+of its URLs, not by the URL itself: a runner may keep an entry for every key it has ever
+seen. Prism does: it zeroes a cleared state and never deletes it (its engine's
+``ClearBagState``: "Delete makes it difficult to delete the persisted stage state"), and a
+stream's global window never expires, so keyed by URL its memory grew with every article
+(+28 MB/h at one article per second). With shards the keys are bounded
+(:data:`DEDUPE_SHARDS`) and each shard holds the URLs seen within the TTL.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 
@@ -20,7 +29,7 @@ from apache_beam.coders import StrUtf8Coder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
-from apache_beam.utils.timestamp import Duration
+from apache_beam.utils.timestamp import Timestamp
 
 from transforms.article import Article, FeedItem
 
@@ -47,10 +56,49 @@ def merge_feeds(article: Article, state: dict) -> tuple[Article, dict]:
     return merged, new_state
 
 
-class DropSeenItemsDoFn(beam.DoFn):
-    """Emit an item once per (URL, feed); forget the URL ``ttl_seconds`` after it was seen."""
+#: Keys of the dedupe steps. Each shard holds rate x TTL / shards URLs (42 at one article
+#: per second and a 48 h TTL); the runner holds at most this many keys per step.
+DEDUPE_SHARDS = 4096
 
-    FEEDS = ReadModifyWriteStateSpec("feeds", StrUtf8Coder())
+
+def dedupe_shard(url: str) -> int:
+    """Return the dedupe shard of ``url``: the same on every worker and every run."""
+    digest = hashlib.blake2b(url.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % DEDUPE_SHARDS
+
+
+def live_entries(entries: dict[str, dict], now: float) -> dict[str, dict]:
+    """Return the entries of a shard still within their TTL at ``now`` (epoch seconds)."""
+    return {url: entry for url, entry in entries.items() if entry["until"] > now}
+
+
+class ShardTable:
+    """A shard's URLs, each with what a step remembers of it and when it is forgotten
+    (``until``): read and pruned at an element's time, written back with the shard's
+    expiry timer at the earliest ``until`` (so an idle shard empties too)."""
+
+    def __init__(self, state, expiry, now: float) -> None:
+        self.state, self.expiry = state, expiry
+        self.entries = live_entries(json.loads(state.read() or "{}"), now)
+
+    def save(self) -> None:
+        if not self.entries:
+            self.state.clear()
+            return
+        self.state.write(json.dumps(self.entries))
+        soonest = min(entry["until"] for entry in self.entries.values())
+        self.expiry.set(Timestamp.of(soonest))
+
+
+def _seconds(timestamp: Timestamp) -> float:
+    return timestamp.micros / 1e6
+
+
+class DropSeenItemsDoFn(beam.DoFn):
+    """(shard, item) -> the item once per (URL, feed); a URL is forgotten ``ttl_seconds``
+    after it was first seen."""
+
+    URLS = ReadModifyWriteStateSpec("urls", StrUtf8Coder())
     EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
 
     def __init__(self, ttl_seconds: float) -> None:
@@ -61,27 +109,35 @@ class DropSeenItemsDoFn(beam.DoFn):
 
     def process(
         self,
-        element: tuple[str, FeedItem],
+        element: tuple[int, FeedItem],
         timestamp=beam.DoFn.TimestampParam,
-        feeds_state=beam.DoFn.StateParam(FEEDS),
+        urls=beam.DoFn.StateParam(URLS),
         expiry=beam.DoFn.TimerParam(EXPIRY),
     ):
         _, item = element
-        feeds = json.loads(feeds_state.read() or "[]")
-        if item.feed_url in feeds:
+        now = _seconds(timestamp)
+        table = ShardTable(urls, expiry, now)
+        entry = table.entries.get(item.url)
+        if entry is not None and item.feed_url in entry["feeds"]:
             self.duplicate.inc()
             return
-        if feeds:
+        if entry is not None:
             self.other_feed.inc()
+            entry["feeds"].append(item.feed_url)
         else:
             self.new.inc()
-            expiry.set(timestamp + Duration(self.ttl_seconds))
-        feeds_state.write(json.dumps([*feeds, item.feed_url]))
+            table.entries[item.url] = {"feeds": [item.feed_url], "until": now + self.ttl_seconds}
+        table.save()
         yield item
 
     @on_timer(EXPIRY)
-    def forget(self, feeds_state=beam.DoFn.StateParam(FEEDS)):
-        feeds_state.clear()
+    def forget(
+        self,
+        fired=beam.DoFn.TimestampParam,
+        urls=beam.DoFn.StateParam(URLS),
+        expiry=beam.DoFn.TimerParam(EXPIRY),
+    ):
+        ShardTable(urls, expiry, _seconds(fired)).save()
 
 
 class DropSeenItems(beam.PTransform):
@@ -94,15 +150,16 @@ class DropSeenItems(beam.PTransform):
     def expand(self, items):
         return (
             items
-            | "KeyByUrl" >> beam.Map(lambda item: (item.url, item))
+            | "KeyByUrlShard" >> beam.Map(lambda item: (dedupe_shard(item.url), item))
             | "DropSeen" >> beam.ParDo(DropSeenItemsDoFn(self.ttl_seconds))
         )
 
 
 class MergeFeedsDoFn(beam.DoFn):
-    """(canonical URL, Article) -> the Article with every feed that listed it so far."""
+    """(shard, Article) -> the Article with every feed that listed its canonical URL so
+    far; a URL is forgotten ``ttl_seconds`` after its first article."""
 
-    SEEN = ReadModifyWriteStateSpec("seen", StrUtf8Coder())
+    URLS = ReadModifyWriteStateSpec("urls", StrUtf8Coder())
     EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
 
     def __init__(self, ttl_seconds: float) -> None:
@@ -111,24 +168,31 @@ class MergeFeedsDoFn(beam.DoFn):
 
     def process(
         self,
-        element: tuple[str, Article],
+        element: tuple[int, Article],
         timestamp=beam.DoFn.TimestampParam,
-        seen=beam.DoFn.StateParam(SEEN),
+        urls=beam.DoFn.StateParam(URLS),
         expiry=beam.DoFn.TimerParam(EXPIRY),
     ):
         _, article = element
-        raw = seen.read()
-        if raw is None:
-            expiry.set(timestamp + Duration(self.ttl_seconds))
-        merged, state = merge_feeds(article, json.loads(raw or "{}"))
+        now = _seconds(timestamp)
+        table = ShardTable(urls, expiry, now)
+        seen = table.entries.get(article.canonical_url)
+        until = seen["until"] if seen else now + self.ttl_seconds
+        merged, state = merge_feeds(article, seen or {})
         if len(state["feeds"]) > 1:
             self.merged.inc()
-        seen.write(json.dumps(state))
+        table.entries[article.canonical_url] = {**state, "until": until}
+        table.save()
         yield merged
 
     @on_timer(EXPIRY)
-    def forget(self, seen=beam.DoFn.StateParam(SEEN)):
-        seen.clear()
+    def forget(
+        self,
+        fired=beam.DoFn.TimestampParam,
+        urls=beam.DoFn.StateParam(URLS),
+        expiry=beam.DoFn.TimerParam(EXPIRY),
+    ):
+        ShardTable(urls, expiry, _seconds(fired)).save()
 
 
 class MergeFeeds(beam.PTransform):
@@ -141,6 +205,6 @@ class MergeFeeds(beam.PTransform):
     def expand(self, articles):
         return (
             articles
-            | "KeyByCanonicalUrl" >> beam.Map(lambda a: (a.canonical_url, a))
+            | "KeyByUrlShard" >> beam.Map(lambda a: (dedupe_shard(a.canonical_url), a))
             | "MergeFeeds" >> beam.ParDo(MergeFeedsDoFn(self.ttl_seconds))
         )
