@@ -91,13 +91,15 @@ class FlinkError(RuntimeError):
 
 @dataclass(frozen=True)
 class Ports:
-    """The local cluster's ports on 127.0.0.1."""
+    """The local cluster's ports on 127.0.0.1, all below Linux's ephemeral range (32768 and
+    up), where any process binding port 0 may take them: the worker pool's 50000 was
+    taken during a start-up in a test run, and the pool could not listen."""
 
     rest: int = 8081
     rpc: int = 6123
     job: int = 8099
     artifact: int = 8098
-    worker_pool: int = 50000
+    worker_pool: int = 8097
 
 
 def flink_dir() -> Path:
